@@ -1,0 +1,317 @@
+"""Versioned artifacts: ids, manifests, atomic publication, references, garbage collection.
+
+An artifact is `<workspace>/<stage>/<id>/` with its files and a `manifest.toml` written
+last (with tomli-w). The id is the first 16 hex digits of sha256 over (manifest schema,
+stage, resolved config, parent ids), so the same inputs give the same id and a finished
+stage is reused unless forced.
+
+References: `latest` (newest published artifact of a stage), a full id, or a unique
+prefix of at least 4 characters; across stages, `STAGE/REF` or a bare id/prefix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import tomllib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import tomli_w
+
+import strates
+from strates.core.config import to_dict
+from strates.core.errors import ArtifactNotFound, ChaosError, InvalidInput
+from strates.core.workspace import Workspace
+
+MANIFEST = "manifest.toml"
+MANIFEST_SCHEMA = 1
+ID_LENGTH = 16
+MIN_PREFIX = 4
+
+
+class LeakageError(ChaosError):
+    """An artifact was fitted on data at or after its evaluation boundary."""
+
+    exit_code = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """What `manifest.toml` holds. `fitted` maps a name (e.g. `train`) to {start, end}
+    (end exclusive) of the data the artifact was fitted on; `summary` holds stage facts."""
+
+    stage: str
+    id: str
+    created: dt.datetime
+    config: dict[str, Any]
+    parents: dict[str, str]
+    files: dict[str, FileEntry]
+    metrics: dict[str, Any]
+    summary: dict[str, Any]
+    fitted: dict[str, dict[str, dt.datetime]]
+    version: str
+    schema: int = MANIFEST_SCHEMA
+
+    @property
+    def ref(self) -> str:
+        return f"{self.stage}/{self.id}"
+
+    def to_toml(self) -> bytes:
+        data = {
+            "schema": self.schema,
+            "stage": self.stage,
+            "id": self.id,
+            "created": self.created,
+            "version": self.version,
+            "parents": dict(sorted(self.parents.items())),
+            "config": _sorted(to_dict(self.config)),
+            "files": {k: dataclasses.asdict(v) for k, v in sorted(self.files.items())},
+            "metrics": _sorted(to_dict(self.metrics)),
+            "summary": _sorted(to_dict(self.summary)),
+            "fitted": _sorted(to_dict(self.fitted)),
+        }
+        return tomli_w.dumps(data).encode()
+
+    @classmethod
+    def from_toml(cls, data: bytes, *, where: str = MANIFEST) -> Manifest:
+        try:
+            raw = tomllib.loads(data.decode())
+            return cls(
+                stage=raw["stage"],
+                id=raw["id"],
+                created=raw["created"],
+                config=raw.get("config", {}),
+                parents=raw.get("parents", {}),
+                files={k: FileEntry(**v) for k, v in raw.get("files", {}).items()},
+                metrics=raw.get("metrics", {}),
+                summary=raw.get("summary", {}),
+                fitted=raw.get("fitted", {}),
+                version=raw.get("version", "unknown"),
+                schema=raw.get("schema", MANIFEST_SCHEMA),
+            )
+        except (tomllib.TOMLDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise InvalidInput(
+                f"unreadable manifest: {type(e).__name__}: {e}",
+                rule="bad-manifest",
+                file=where,
+                fix="remove the artifact folder (or run `chaos gc` after deleting its manifest) and re-run the stage",
+            ) from e
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(tomllib.loads(self.to_toml().decode()), default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def artifact_id(stage: str, config: Mapping[str, Any], parents: Mapping[str, str]) -> str:
+    """Stable id from (schema, stage, resolved config, parent ids)."""
+    payload = {
+        "schema": MANIFEST_SCHEMA,
+        "stage": stage,
+        "config": _sorted(to_dict(dict(config))),
+        "parents": dict(sorted(parents.items())),
+    }
+    blob = json.dumps(payload, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:ID_LENGTH]
+
+
+# -- reading -------------------------------------------------------------------------------
+def list_artifacts(ws: Workspace, stage: str | None = None) -> list[Manifest]:
+    """Published artifacts (with a manifest), oldest first."""
+    rels = ws.glob(f"{stage or '*'}/*/{MANIFEST}")
+    blobs = ws.read_many(rels)
+    out = [Manifest.from_toml(blobs[r], where=ws.uri(r)) for r in rels if r in blobs]
+    return sorted(out, key=lambda m: (m.created, m.stage, m.id))
+
+
+def get(ws: Workspace, stage: str, artifact: str) -> Manifest | None:
+    """The published artifact `stage/artifact` (a full id), or None."""
+    rel = f"{stage}/{artifact}/{MANIFEST}"
+    try:
+        return Manifest.from_toml(ws.read_bytes(rel), where=ws.uri(rel))
+    except FileNotFoundError:
+        return None
+
+
+def resolve(ws: Workspace, ref: str, *, stage: str | None = None) -> Manifest:
+    """Find the artifact `ref` names: `latest`, an id, a unique prefix, or `STAGE/REF`."""
+    if "/" in ref:
+        ref_stage, _, ref = ref.partition("/")
+        if stage is not None and ref_stage != stage:
+            raise ArtifactNotFound(
+                f"reference {ref_stage}/{ref} names a {ref_stage} artifact where a {stage} is needed",
+                fix=f"pass a {stage} artifact (see `chaos ls {stage}`)",
+            )
+        stage = ref_stage
+    where = f"{stage} " if stage else ""
+    candidates = list_artifacts(ws, stage)
+    if not candidates:
+        raise ArtifactNotFound(
+            f"no {where}artifacts in workspace {ws.url}",
+            fix=_producer_hint(stage),
+        )
+    if ref == "latest":
+        return candidates[-1]
+    if len(ref) < MIN_PREFIX:
+        raise ArtifactNotFound(
+            f"reference {ref!r} is too short", fix=f"give at least {MIN_PREFIX} characters of the id, or 'latest'"
+        )
+    exact = [m for m in candidates if m.id == ref]
+    matches = exact or [m for m in candidates if m.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise ArtifactNotFound(
+            f"no {where}artifact matches {ref!r} in workspace {ws.url}",
+            fix=f"list them with `chaos ls{' ' + stage if stage else ''}`",
+        )
+    listed = ", ".join(m.ref for m in matches[:5])
+    raise ArtifactNotFound(
+        f"{ref!r} matches {len(matches)} artifacts: {listed}",
+        fix="give more characters of the id, or STAGE/ID",
+    )
+
+
+def _producer_hint(stage: str | None) -> str:
+    producers = {"dataset": "chaos ingest"}
+    if stage in producers:
+        return f"run `{producers[stage]}` first, or point --workspace at the workspace that has them"
+    return "check --workspace / CHAOS_WORKSPACE, and `chaos ls`"
+
+
+def leftovers(ws: Workspace) -> list[str]:
+    """Artifact folders (`stage/id`) that have no manifest: interrupted publications."""
+    published = {r.rsplit("/", 1)[0] for r in ws.glob(f"*/*/{MANIFEST}")}
+    folders = set()
+    for stage in ws.listdir():
+        for name in ws.listdir(stage):
+            folders.add(f"{stage}/{name}")
+    # a stage folder may hold plain files (none are written there, but do not guess)
+    return sorted(f for f in folders - published if not f.endswith(".tmp"))
+
+
+def gc(ws: Workspace, *, dry_run: bool = False) -> list[str]:
+    """Remove folders without a manifest; return what was (or would be) removed."""
+    found = leftovers(ws)
+    if not dry_run:
+        ws.remove(found)
+    return found
+
+
+# -- writing -------------------------------------------------------------------------------
+class ArtifactWriter:
+    """Writes one artifact's files, then its manifest last.
+
+    Use `publish(...)` rather than building one directly. Until `commit` the folder has no
+    manifest, so a crash leaves something invisible to `ls`/`latest` that `gc` removes.
+    """
+
+    def __init__(self, ws: Workspace, stage: str, artifact: str):
+        self.ws = ws
+        self.stage = stage
+        self.id = artifact
+        self.files: dict[str, FileEntry] = {}
+        self.committed = False
+
+    def rel(self, name: str) -> str:
+        return f"{self.stage}/{self.id}/{name}"
+
+    def uri(self, name: str = "") -> str:
+        return self.ws.uri(self.stage, self.id, name)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        if name == MANIFEST:
+            raise ValueError("the manifest is written by commit()")
+        self.ws.write_bytes(self.rel(name), data)
+        self.files[name] = FileEntry(hashlib.sha256(data).hexdigest(), len(data))
+
+    def write_parquet(self, name: str, frame: Any, *, compression: str = "zstd") -> None:
+        """Write a polars DataFrame as Parquet (through a buffer: one path for both backends)."""
+        buf = io.BytesIO()
+        frame.write_parquet(buf, compression=compression, statistics=True)
+        self.write_bytes(name, buf.getvalue())
+
+    def commit(
+        self,
+        *,
+        config: Mapping[str, Any],
+        parents: Mapping[str, str],
+        metrics: Mapping[str, Any] | None = None,
+        summary: Mapping[str, Any] | None = None,
+        fitted: Mapping[str, Mapping[str, dt.datetime]] | None = None,
+        before_manifest: Callable[[], None] | None = None,
+    ) -> Manifest:
+        """Write `manifest.toml` (last), making the artifact visible; return it.
+
+        `before_manifest` runs after every data file is written and before the manifest:
+        tests use it to kill the process at exactly that point.
+        """
+        manifest = Manifest(
+            stage=self.stage,
+            id=self.id,
+            created=dt.datetime.now(dt.UTC),
+            config=dict(config),
+            parents=dict(parents),
+            files=dict(self.files),
+            metrics=dict(metrics or {}),
+            summary=dict(summary or {}),
+            fitted={k: dict(v) for k, v in (fitted or {}).items()},
+            version=strates.__version__,
+        )
+        data = manifest.to_toml()
+        if before_manifest is not None:
+            before_manifest()
+        self.ws.write_atomic(self.rel(MANIFEST), data)
+        self.committed = True
+        return manifest
+
+    def abort(self) -> None:
+        """Remove whatever was written (called when the stage fails before commit)."""
+        if not self.committed:
+            self.ws.remove(f"{self.stage}/{self.id}")
+
+
+def begin(ws: Workspace, stage: str, artifact: str) -> ArtifactWriter:
+    """Start writing `stage/artifact`, clearing an earlier copy (manifest first, so it turns
+    invisible before its files change)."""
+    folder = f"{stage}/{artifact}"
+    if ws.exists(f"{folder}/{MANIFEST}"):
+        ws.remove(f"{folder}/{MANIFEST}")
+    ws.remove(folder)
+    return ArtifactWriter(ws, stage, artifact)
+
+
+# -- leakage -------------------------------------------------------------------------------
+def check_fitted_before(manifest: Manifest, boundary: dt.datetime, *, period: str = "test") -> None:
+    """Fail loudly if `manifest` was fitted on data at or after `boundary` (the start of the
+    evaluation `period`). Every evaluation calls this on each artifact it evaluates."""
+    for name, span in manifest.fitted.items():
+        end = span.get("end")
+        if end is not None and end > boundary:
+            raise LeakageError(
+                f"{manifest.ref} was fitted on '{name}' data up to {end.isoformat()}, "
+                f"after the {period} period starts at {boundary.isoformat()}",
+                fix="re-fit it on data before the boundary (check the dataset split and --force the stage)",
+            )

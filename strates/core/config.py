@@ -1,0 +1,136 @@
+"""Frozen-dataclass configs: to plain dicts (for TOML and hashing), back, and `--set` overrides.
+
+Every stage's config is a frozen dataclass whose `__post_init__` rejects bad values with a
+message that shows them. Presets are plain dicts of field overrides. `--set a.b=value`
+parses `value` as a TOML literal (`3`, `0.5`, `true`, `"text"`, `[1, 2]`), falling back to a
+bare string, so `--set split=0.6,0.2,0.2` and `--set model.width=128` both work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import pathlib
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from strates.core.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def to_dict(value: Any) -> Any:
+    """A JSON/TOML-friendly copy: dataclasses to dicts, tuples to lists, paths to strings.
+
+    `None` fields are dropped (TOML has no null); enums become their values.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            v = to_dict(getattr(value, f.name))
+            if v is not None:
+                out[f.name] = v
+        return out
+    if isinstance(value, Mapping):
+        return {str(k): to_dict(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [to_dict(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, pathlib.PurePath):
+        return str(value)
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return value
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+    """Rebuild a (nested) config dataclass from `to_dict` output; unknown keys are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{cls.__name__} has no field(s) {', '.join(unknown)}",
+            fix=f"valid fields: {', '.join(sorted(names))}",
+            field=unknown[0],
+        )
+    kwargs = {name: _coerce(hints[name], data[name], name) for name in data}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, name) if len(args) == 1 else value
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return from_dict(tp, value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        return tuple(_coerce(inner, v, name) for v in value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is dt.timedelta and isinstance(value, (int, float)):
+        return dt.timedelta(seconds=value)
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value as a TOML literal, or keep it as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(config: C, overrides: Iterable[str]) -> C:
+    """Return `config` with `section.field=value` overrides applied (nested dataclasses)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"override {item!r} is not of the form key=value",
+                fix="write it as --set section.field=value, e.g. --set split=0.6,0.2,0.2",
+            )
+        config = _set_path(config, key.strip().split("."), parse_value(raw.strip()), key.strip())
+    return config
+
+
+def _set_path(config: Any, path: list[str], value: Any, full: str) -> Any:
+    if not dataclasses.is_dataclass(config):
+        raise ConfigError(f"cannot set {full!r}: {path[0]!r} is not a section", field=full)
+    names = {f.name: f for f in dataclasses.fields(config)}
+    head = path[0]
+    if head not in names:
+        raise ConfigError(
+            f"unknown config field {full!r}",
+            fix=f"fields here: {', '.join(sorted(names))}",
+            field=full,
+        )
+    if len(path) > 1:
+        new = _set_path(getattr(config, head), path[1:], value, full)
+    else:
+        hints = typing.get_type_hints(type(config))
+        new = _coerce(hints[head], value, head)
+    return dataclasses.replace(config, **{head: new})
+
+
+def merge_presets(base: C, presets: Mapping[str, Mapping[str, Any]], names: Iterable[str]) -> C:
+    """Apply named presets in order (later ones win); each is a dict of dotted overrides."""
+    config = base
+    for name in names:
+        if name not in presets:
+            raise ConfigError(
+                f"unknown preset {name!r}", fix=f"choose one of: {', '.join(presets)}"
+            )
+        for key, value in presets[name].items():
+            config = _set_path(config, key.split("."), value, key)
+    return config

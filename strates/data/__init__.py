@@ -1,0 +1,1 @@
+"""Data: reading, validating, aligning and splitting bars and macro series (`chaos ingest`)."""
