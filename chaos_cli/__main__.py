@@ -1,0 +1,3 @@
+from chaos_cli.app import main
+
+main()

@@ -1,0 +1,26 @@
+"""Options shared by several subcommands (typer `Annotated` aliases)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from chaos_cli.output import Env
+
+WorkspaceOpt = Annotated[
+    str | None,
+    typer.Option("--workspace", "-w", help="Workspace (overrides the global option and CHAOS_WORKSPACE)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute even if an identical artifact exists.")]
+
+
+def env_from(ctx: typer.Context, workspace: str | None = None, json_: bool = False) -> Env:
+    """The global Env with this command's own --workspace/--json folded in."""
+    env = ctx.obj if isinstance(ctx.obj, Env) else Env()
+    if workspace:
+        env.workspace = workspace
+    env.json = env.json or json_
+    ctx.obj = env
+    return env

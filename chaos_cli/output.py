@@ -1,0 +1,105 @@
+"""Where things are printed: logs and progress on stderr, results (and `--json`) on stdout."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+
+from strates.core.errors import ChaosError, InvalidInput
+
+
+@dataclasses.dataclass
+class Env:
+    """What the global options resolved to; kept on the typer context."""
+
+    workspace: str | None = None
+    json: bool = False
+    verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
+
+    @property
+    def stdout(self) -> Console:
+        return Console(file=sys.stdout, soft_wrap=True)
+
+    @property
+    def stderr(self) -> Console:
+        return Console(file=sys.stderr, soft_wrap=True)
+
+    def workspace_obj(self):
+        from strates.core.workspace import Workspace
+
+        return Workspace(self.workspace)
+
+    def log(self, message: str) -> None:
+        if self.verbosity >= 0:
+            self.stderr.print(message, highlight=False)
+
+    def reporter(self) -> CliReporter:
+        return CliReporter(self)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_error(env: Env, err: ChaosError) -> None:
+    console = env.stderr
+    console.print(f"[bold red]error:[/] {err.message}", highlight=False, markup=True, soft_wrap=True)
+    if err.fix:
+        console.print(f"[bold]fix:[/] {err.fix}", highlight=False, soft_wrap=True)
+    if env.json:
+        payload: dict[str, Any] = {
+            "ok": False,
+            "error": {"type": type(err).__name__, "message": err.message, "fix": err.fix, "exit_code": err.exit_code},
+        }
+        if isinstance(err, InvalidInput):
+            payload["error"].update(rule=err.rule, file=err.file, row=err.row, column=err.column)
+        print_json(payload)
+
+
+class CliReporter:
+    """Rich progress bars when stderr is a terminal; plain timestamped lines otherwise."""
+
+    def __init__(self, env: Env):
+        self.env = env
+        self.console = env.stderr
+        self.live = self.console.is_terminal and env.verbosity >= 0
+
+    def info(self, message: str) -> None:
+        if self.env.verbosity >= 0:
+            self.console.print(f"  {message}", highlight=False, markup=False)
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: float | None = None) -> Iterator[Callable[[float], None]]:
+        if self.env.verbosity < 0:
+            yield lambda amount=1: None
+            return
+        if not self.live:
+            start = time.perf_counter()
+            print(f"[chaos] {description} ...", file=sys.stderr, flush=True)
+            yield lambda amount=1: None
+            print(f"[chaos] {description}: done in {time.perf_counter() - start:.2f}s", file=sys.stderr, flush=True)
+            return
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            task = progress.add_task(description, total=total)
+            yield lambda amount=1: progress.advance(task, amount)
+            progress.update(task, completed=total if total is not None else 1, total=total or 1)

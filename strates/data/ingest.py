@@ -1,0 +1,296 @@
+"""`chaos ingest`: read, validate, align and split bars into a `dataset` artifact.
+
+Order of work: resolve the config (hash the source files) -> reuse an identical artifact
+unless forced -> read and validate every file (nothing is written before all of it passed)
+-> join macro series as-of with their publication lag -> detect the bar interval and gaps
+-> fix the time split -> write Parquet, then the manifest.
+
+Files of a dataset artifact:
+
+| file | content |
+| ---- | ------- |
+| `bars.parquet` | bars sorted by (asset, ts): `asset, ts, open, high, low, close, volume`, kept extras, then `macro_<series>` columns |
+| `macro.parquet` | the raw macro observations (`series, observed, available, value`), when there are any |
+| `gaps.parquet` | detected gaps (`asset, after, before, missing_bars`), when there are any |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import time
+from typing import Any
+
+from strates.core import artifacts
+from strates.core.config import to_dict
+from strates.core.errors import InvalidInput
+from strates.core.progress import NullReporter, Reporter
+from strates.core.workspace import Workspace
+from strates.data.config import Config, MacroSource, SourceFile
+from strates.data.split import make_folds
+
+STAGE = "dataset"
+EMBEDDED_NAME = "<embedded dataset>"
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    manifest: artifacts.Manifest
+    reused: bool
+    uri: str
+
+
+def _sha256(path: str) -> str:
+    import fsspec
+
+    with fsspec.open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def resolve(config: Config) -> Config:
+    """Fill in what the id depends on: the embedded spec, or every file with its hash."""
+    from strates.data import sources
+    from strates.data.embedded import EmbeddedSpec
+
+    if not config.sources:
+        return dataclasses.replace(config, embedded=config.embedded or EmbeddedSpec(), files=())
+    paths: list[str] = []
+    for src in config.sources:
+        paths.extend(sources.list_source_files(src))
+    if len(set(paths)) != len(paths):
+        dupes = sorted({p for p in paths if paths.count(p) > 1})
+        raise InvalidInput(
+            f"the same file is given twice: {', '.join(dupes)}", rule="duplicate-source",
+            fix="pass each file or folder once",
+        )
+    files = tuple(SourceFile(p, _sha256(p)) for p in paths)
+    macro = tuple(dataclasses.replace(m, sha256=_sha256(m.path)) for m in config.macro)
+    return dataclasses.replace(config, files=files, macro=macro)
+
+
+def run(
+    config: Config,
+    ws: Workspace,
+    *,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    before_manifest=None,
+) -> Result:
+    """Ingest per `config` into `ws`; returns the (new or reused) dataset manifest."""
+    rep = reporter or NullReporter()
+    t0 = time.perf_counter()
+    config = resolve(config)
+    resolved = to_dict(config)
+    artifact = artifacts.artifact_id(STAGE, resolved, {})
+    if not force and (existing := artifacts.get(ws, STAGE, artifact)) is not None:
+        return Result(existing, True, ws.uri(STAGE, artifact))
+
+    bars, macro_obs, notes = _read(config, rep)
+    for note in notes:
+        rep.info(note)
+    if macro_obs is not None and macro_obs.height:
+        from strates.data.macro import asof_join
+
+        with rep.task("joining macro series as-of (with publication lags)"):
+            bars = asof_join(bars, macro_obs)
+
+    interval = detect_interval(bars)
+    gaps = detect_gaps(bars, interval)
+    first, last = bars["ts"].min(), bars["ts"].max()
+    folds = make_folds(config.split, first=first, last=last, interval=interval)
+    summary = _summary(config, bars, macro_obs, gaps, interval, folds, notes)
+    metrics = {"rows": bars.height, "assets": summary["n_assets"], "seconds": round(time.perf_counter() - t0, 3)}
+
+    writer = artifacts.begin(ws, STAGE, artifact)
+    try:
+        with rep.task("writing Parquet"):
+            writer.write_parquet("bars.parquet", bars)
+            if macro_obs is not None and macro_obs.height:
+                writer.write_parquet("macro.parquet", macro_obs)
+            if gaps.height:
+                writer.write_parquet("gaps.parquet", gaps)
+        metrics["seconds"] = round(time.perf_counter() - t0, 3)
+        manifest = writer.commit(
+            config=resolved, parents={}, metrics=metrics, summary=summary, before_manifest=before_manifest
+        )
+    except BaseException:
+        writer.abort()
+        raise
+    return Result(manifest, False, ws.uri(STAGE, artifact))
+
+
+def _read(config: Config, rep: Reporter):
+    import polars as pl
+
+    from strates.data import macro as macro_mod
+
+    notes: list[str] = []
+    if config.embedded is not None:
+        from strates.data import embedded
+        from strates.data.validate import check_bars
+
+        with rep.task("generating the embedded dataset"):
+            bars, macro_obs = embedded.generate(config.embedded)
+        check_bars(bars.with_row_index("__row", offset=1), file=EMBEDDED_NAME)
+        notes.append(
+            f"embedded dataset: {bars['asset'].n_unique()} synthetic assets driven by chaotic systems "
+            f"(seed {config.embedded.seed}); pass --source to ingest your own files"
+        )
+        return bars.sort("asset", "ts"), macro_obs, notes
+
+    from strates.data import sources
+
+    options = sources.SourceOptions(
+        format=config.format, ts_column=config.ts_column, asset=config.asset, tz=config.tz,
+        keep_extra=config.keep_extra,
+    )
+    with rep.task(f"reading and validating {len(config.files)} file(s)"):
+        bars, read_notes = sources.read_all([f.path for f in config.files], options)
+    notes.extend(read_notes)
+    macro_frames = []
+    for src in config.macro:
+        frame, macro_notes = macro_mod.read_macro(src.path, lag=src.lag, cot_market=config.cot_market)
+        macro_frames.append(frame)
+        notes.extend(macro_notes)
+    macro_obs = pl.concat(macro_frames) if macro_frames else None
+    if macro_obs is not None:
+        dupes = macro_obs.group_by("series").agg(pl.len()).filter(pl.len() > 0)
+        names = macro_obs.select("series").unique()["series"].to_list()
+        counts = {}
+        for frame in macro_frames:
+            for name in frame["series"].unique().to_list():
+                counts[name] = counts.get(name, 0) + 1
+        clash = sorted(n for n, c in counts.items() if c > 1)
+        if clash:
+            raise InvalidInput(
+                f"macro series {', '.join(clash)} come from more than one file", rule="duplicate-series",
+                fix="pass each series once (rename one file's value column if they differ)",
+            )
+        del dupes, names
+    return bars, macro_obs, notes
+
+
+def detect_interval(bars) -> dt.timedelta:
+    """The bar interval: the most common step between consecutive bars, per asset; all
+    assets must agree (one dataset, one clock)."""
+    import polars as pl
+
+    steps = (
+        bars.lazy()
+        .select("asset", pl.col("ts").diff().over("asset").alias("step"))
+        .drop_nulls("step")
+        .group_by("asset", "step")
+        .agg(pl.len().alias("n"))
+        .sort(["asset", "n", "step"], descending=[False, True, False])
+        .group_by("asset", maintain_order=True)
+        .first()
+        .collect()
+    )
+    if steps.height == 0:
+        raise InvalidInput(
+            "every asset has a single bar: no bar interval can be detected", rule="too-few-bars",
+            fix="ingest at least two bars per asset",
+        )
+    per_asset = dict(zip(steps["asset"].to_list(), steps["step"].to_list(), strict=True))
+    distinct = sorted(set(per_asset.values()))
+    if len(distinct) > 1:
+        shown = ", ".join(f"{a}: {_fmt_td(s)}" for a, s in sorted(per_asset.items())[:8])
+        raise InvalidInput(
+            f"assets have different bar intervals ({shown})", rule="mixed-intervals",
+            fix="ingest each bar interval into its own dataset (one --source per interval)",
+        )
+    return distinct[0]
+
+
+def detect_gaps(bars, interval: dt.timedelta):
+    """Gaps: consecutive bars further apart than one interval. Reported, never rejected."""
+    import polars as pl
+
+    return (
+        bars.lazy()
+        .select("asset", pl.col("ts").shift(1).over("asset").alias("after"), pl.col("ts").alias("before"))
+        .filter((pl.col("before") - pl.col("after")) > interval)
+        .with_columns(
+            ((pl.col("before") - pl.col("after")).dt.total_microseconds() // int(interval / dt.timedelta(microseconds=1)) - 1)
+            .alias("missing_bars")
+        )
+        .collect()
+    )
+
+
+def _fmt_td(td: dt.timedelta) -> str:
+    seconds = int(td.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _summary(config: Config, bars, macro_obs, gaps, interval, folds, notes) -> dict[str, Any]:
+    import polars as pl
+
+    per_asset = bars.group_by("asset").agg(
+        pl.len().alias("rows"), pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end")
+    ).sort("asset")
+    gap_stats = {
+        row["asset"]: (row["gaps"], row["missing"])
+        for row in gaps.group_by("asset").agg(pl.len().alias("gaps"), pl.col("missing_bars").sum().alias("missing")).iter_rows(named=True)
+    }
+    assets = {}
+    for row in per_asset.iter_rows(named=True):
+        n_gaps, missing = gap_stats.get(row["asset"], (0, 0))
+        assets[row["asset"]] = {
+            "rows": row["rows"], "start": row["start"], "end": row["end"], "gaps": n_gaps, "missing_bars": missing,
+        }
+    summary: dict[str, Any] = {
+        "source": "embedded" if config.embedded is not None else "files",
+        "rows": bars.height,
+        "n_assets": len(assets),
+        "interval_seconds": int(interval.total_seconds()),
+        "interval": _fmt_td(interval),
+        "start": bars["ts"].min(),
+        "end": bars["ts"].max(),
+        "columns": bars.columns,
+        "assets": assets,
+        "gaps": {"count": gaps.height, "missing_bars": int(gaps["missing_bars"].sum() or 0) if gaps.height else 0},
+        "split": {"spec": config.split, "folds": [f.to_dict() for f in folds]},
+        "notes": notes,
+    }
+    if macro_obs is not None and macro_obs.height:
+        series = {}
+        stats = macro_obs.group_by("series").agg(
+            pl.len().alias("observations"),
+            pl.col("observed").min().alias("first_observed"),
+            pl.col("observed").max().alias("last_observed"),
+            (pl.col("available") - pl.col("observed")).min().alias("lag_min"),
+            (pl.col("available") - pl.col("observed")).max().alias("lag_max"),
+        ).sort("series")
+        for row in stats.iter_rows(named=True):
+            series[row["series"]] = {
+                "observations": row["observations"],
+                "first_observed": row["first_observed"],
+                "last_observed": row["last_observed"],
+                "lag_seconds_min": row["lag_min"].total_seconds(),
+                "lag_seconds_max": row["lag_max"].total_seconds(),
+                "column": f"macro_{row['series']}",
+            }
+        summary["macro"] = series
+    return summary
+
+
+def fold_periods(manifest: artifacts.Manifest) -> list[dict]:
+    """The folds stored in a dataset manifest (each with train/validation/test {start, end})."""
+    return manifest.summary["split"]["folds"]
+
+
+def load_bars(ws: Workspace, manifest: artifacts.Manifest):
+    """Read a dataset's bars as a polars DataFrame (through fsspec: works on gs:// too)."""
+    import io
+
+    import polars as pl
+
+    return pl.read_parquet(io.BytesIO(ws.read_bytes(f"{manifest.stage}/{manifest.id}/bars.parquet")))
+
+
+__all__ = ["Config", "MacroSource", "Result", "STAGE", "run", "resolve", "load_bars", "fold_periods"]

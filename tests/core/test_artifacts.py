@@ -1,0 +1,177 @@
+"""Artifacts on a real local folder and on gs:// served by a GCS emulator process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import polars as pl
+import pytest
+
+from strates.core import artifacts
+from strates.core.artifacts import LeakageError, Manifest
+from strates.core.errors import ArtifactNotFound
+from strates.core.workspace import Workspace
+
+
+def _publish(ws, stage="dataset", config=None, parents=None, payload=b"data"):
+    config = config or {"alpha": 1}
+    parents = parents or {}
+    aid = artifacts.artifact_id(stage, config, parents)
+    writer = artifacts.begin(ws, stage, aid)
+    writer.write_bytes("payload.bin", payload)
+    writer.write_parquet("table.parquet", pl.DataFrame({"x": [1, 2, 3]}))
+    return writer.commit(config=config, parents=parents, metrics={"rows": 3}, summary={"note": "t"})
+
+
+def test_id_is_stable_and_depends_on_every_input():
+    a = artifacts.artifact_id("dataset", {"a": 1, "b": [1, 2]}, {})
+    assert a == artifacts.artifact_id("dataset", {"b": [1, 2], "a": 1}, {})  # key order is irrelevant
+    assert len(a) == artifacts.ID_LENGTH
+    assert a != artifacts.artifact_id("tokens", {"a": 1, "b": [1, 2]}, {})
+    assert a != artifacts.artifact_id("dataset", {"a": 2, "b": [1, 2]}, {})
+    assert a != artifacts.artifact_id("dataset", {"a": 1, "b": [1, 2]}, {"dataset": "x"})
+
+
+def test_publish_list_show_roundtrip(workspace_url):
+    ws = Workspace(workspace_url)
+    assert artifacts.list_artifacts(ws) == []
+    m = _publish(ws, payload=b"hello")
+    found = artifacts.list_artifacts(ws)
+    assert [x.id for x in found] == [m.id]
+    got = artifacts.get(ws, "dataset", m.id)
+    assert got == m
+    assert got.files["payload.bin"].size == 5
+    assert got.files["payload.bin"].sha256 == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    assert ws.read_bytes(f"dataset/{m.id}/payload.bin") == b"hello"
+    # the manifest is sorted and parseable TOML that round-trips exactly
+    assert Manifest.from_toml(m.to_toml()) == m
+
+
+def test_references_latest_id_prefix_and_stage(workspace_url):
+    ws = Workspace(workspace_url)
+    first = _publish(ws, config={"n": 1})
+    second = _publish(ws, config={"n": 2})
+    other = _publish(ws, stage="tokens", config={"n": 1}, parents={"dataset": second.id})
+    assert artifacts.resolve(ws, "latest", stage="dataset").id == second.id
+    assert artifacts.resolve(ws, "latest").id == other.id
+    assert artifacts.resolve(ws, first.id).id == first.id
+    assert artifacts.resolve(ws, f"dataset/{first.id[:6]}").id == first.id
+    assert artifacts.resolve(ws, "dataset/latest").id == second.id
+    with pytest.raises(ArtifactNotFound, match="too short"):
+        artifacts.resolve(ws, first.id[:2])
+    with pytest.raises(ArtifactNotFound, match="no dataset artifact matches"):
+        artifacts.resolve(ws, "ffffffffffff", stage="dataset")
+    with pytest.raises(ArtifactNotFound, match="where a tokens is needed"):
+        artifacts.resolve(ws, f"dataset/{first.id}", stage="tokens")
+    with pytest.raises(ArtifactNotFound, match="no model artifacts"):
+        artifacts.resolve(ws, "latest", stage="model")
+
+
+def test_ambiguous_prefix_lists_candidates(tmp_path):
+    ws = Workspace(tmp_path)
+    n = 0
+    # find two configs whose ids share the first 4 hex digits (expected within ~300 tries)
+    by_prefix: dict[str, dict] = {}
+    while True:
+        cfg = {"n": n}
+        aid = artifacts.artifact_id("dataset", cfg, {})
+        if aid[:4] in by_prefix:
+            break
+        by_prefix[aid[:4]] = cfg
+        n += 1
+    a = _publish(ws, config=by_prefix[aid[:4]])
+    b = _publish(ws, config=cfg)
+    ids = {a.id, b.id}
+    with pytest.raises(ArtifactNotFound, match="matches 2 artifacts") as info:
+        artifacts.resolve(ws, aid[:4], stage="dataset")
+    assert all(i in str(info.value) for i in ids)
+
+
+def test_republish_replaces_and_force_keeps_id(workspace_url):
+    ws = Workspace(workspace_url)
+    m1 = _publish(ws, payload=b"one")
+    m2 = _publish(ws, payload=b"two-two")
+    assert m1.id == m2.id
+    assert ws.read_bytes(f"dataset/{m1.id}/payload.bin") == b"two-two"
+    assert artifacts.get(ws, "dataset", m1.id).files["payload.bin"].size == 7
+    assert len(artifacts.list_artifacts(ws)) == 1
+
+
+_CRASH = textwrap.dedent(
+    """
+    import os, sys, time
+    from strates.core import artifacts
+    from strates.core.workspace import Workspace
+    ws = Workspace(sys.argv[1])
+    w = artifacts.begin(ws, "dataset", "deadbeefdeadbeef")
+    w.write_bytes("bars.parquet", b"x" * 10000)
+    w.write_bytes("macro.parquet", b"y" * 100)
+    def hang():
+        print("READY", flush=True)
+        time.sleep(60)
+    w.commit(config={"a": 1}, parents={}, before_manifest=hang)
+    """
+)
+
+
+def test_interrupted_publish_is_invisible_and_collected(workspace_url):
+    ws = Workspace(workspace_url)
+    kept = _publish(ws, config={"kept": True})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASH, workspace_url], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    try:
+        assert proc.stdout.readline().strip() == "READY"
+        proc.send_signal(signal.SIGKILL)  # killed between the data files and the manifest
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert ws.exists("dataset/deadbeefdeadbeef/bars.parquet")  # data files were written...
+    assert [m.id for m in artifacts.list_artifacts(ws)] == [kept.id]  # ...but no artifact is visible
+    assert artifacts.resolve(ws, "latest", stage="dataset").id == kept.id
+    with pytest.raises(ArtifactNotFound):
+        artifacts.resolve(ws, "deadbeef")
+    assert artifacts.leftovers(ws) == ["dataset/deadbeefdeadbeef"]
+    assert artifacts.gc(ws, dry_run=True) == ["dataset/deadbeefdeadbeef"]
+    assert ws.exists("dataset/deadbeefdeadbeef/bars.parquet")  # dry run removed nothing
+    assert artifacts.gc(ws) == ["dataset/deadbeefdeadbeef"]
+    assert not ws.exists("dataset/deadbeefdeadbeef/bars.parquet")
+    assert artifacts.leftovers(ws) == []
+    assert [m.id for m in artifacts.list_artifacts(ws)] == [kept.id]  # gc leaves artifacts alone
+
+
+def test_abort_removes_partial_files(workspace_url):
+    ws = Workspace(workspace_url)
+    w = artifacts.begin(ws, "dataset", "0123456789abcdef")
+    w.write_bytes("a.bin", b"a")
+    w.abort()
+    assert not ws.exists("dataset/0123456789abcdef/a.bin")
+    assert artifacts.leftovers(ws) == []
+
+
+def test_corrupt_manifest_is_a_clear_error(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.write_bytes("dataset/0123456789abcdef/manifest.toml", b"stage = [broken")
+    with pytest.raises(Exception, match="bad-manifest") as info:
+        artifacts.list_artifacts(ws)
+    assert "0123456789abcdef" in str(info.value)
+
+
+def _manifest(fitted_end):
+    return Manifest(
+        stage="tokens", id="abc", created=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), config={}, parents={},
+        files={}, metrics={}, summary={},
+        fitted={"train": {"start": dt.datetime(2024, 1, 1, tzinfo=dt.UTC), "end": fitted_end}}, version="0",
+    )
+
+
+def test_leakage_check_fails_loudly():
+    boundary = dt.datetime(2024, 10, 1, tzinfo=dt.UTC)
+    artifacts.check_fitted_before(_manifest(boundary), boundary)  # end is exclusive: fine
+    with pytest.raises(LeakageError, match="after the test period starts"):
+        artifacts.check_fitted_before(_manifest(boundary + dt.timedelta(hours=1)), boundary)
