@@ -1,0 +1,1 @@
+complete --command chaos --no-files --arguments "(env _CHAOS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) chaos)" --condition "env _CHAOS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) chaos"
