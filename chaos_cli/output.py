@@ -60,9 +60,11 @@ def print_json(data: Any) -> None:
 
 def print_error(env: Env, err: ChaosError) -> None:
     console = env.stderr
-    console.print(f"[bold red]error:[/] {err.message}", highlight=False, markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False, soft_wrap=True)
     if err.fix:
-        console.print(f"[bold]fix:[/] {err.fix}", highlight=False, soft_wrap=True)
+        console.print(f"[bold]fix:[/] {escape(err.fix)}", highlight=False, soft_wrap=True)
     if env.json:
         payload: dict[str, Any] = {
             "ok": False,

@@ -208,8 +208,7 @@ def leftovers(ws: Workspace) -> list[str]:
     for stage in ws.listdir():
         for name in ws.listdir(stage):
             folders.add(f"{stage}/{name}")
-    # a stage folder may hold plain files (none are written there, but do not guess)
-    return sorted(f for f in folders - published if not f.endswith(".tmp"))
+    return sorted(folders - published)
 
 
 def gc(ws: Workspace, *, dry_run: bool = False) -> list[str]:

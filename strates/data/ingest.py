@@ -154,20 +154,16 @@ def _read(config: Config, rep: Reporter):
         macro_frames.append(frame)
         notes.extend(macro_notes)
     macro_obs = pl.concat(macro_frames) if macro_frames else None
-    if macro_obs is not None:
-        dupes = macro_obs.group_by("series").agg(pl.len()).filter(pl.len() > 0)
-        names = macro_obs.select("series").unique()["series"].to_list()
-        counts = {}
-        for frame in macro_frames:
-            for name in frame["series"].unique().to_list():
-                counts[name] = counts.get(name, 0) + 1
-        clash = sorted(n for n, c in counts.items() if c > 1)
-        if clash:
-            raise InvalidInput(
-                f"macro series {', '.join(clash)} come from more than one file", rule="duplicate-series",
-                fix="pass each series once (rename one file's value column if they differ)",
-            )
-        del dupes, names
+    counts: dict[str, int] = {}
+    for frame in macro_frames:
+        for name in frame["series"].unique().to_list():
+            counts[name] = counts.get(name, 0) + 1
+    clash = sorted(n for n, c in counts.items() if c > 1)
+    if clash:
+        raise InvalidInput(
+            f"macro series {', '.join(clash)} come from more than one file", rule="duplicate-series",
+            fix="pass each series once (rename one file's value column if they differ)",
+        )
     return bars, macro_obs, notes
 
 
