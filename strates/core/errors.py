@@ -71,6 +71,7 @@ class InvalidInput(ChaosError):
         )
         full = f"[{rule}] {message}" + (f" ({where})" if where else "")
         super().__init__(full, fix=fix)
+        self.detail = message  # without the rule and location, which are fields
         self.rule = rule
         self.file = file
         self.row = row

@@ -27,13 +27,30 @@ def _is_remote(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
+def storage_options(url: str) -> dict:
+    """fsspec options for `url`: anonymous access when a GCS emulator is configured."""
+    if url.startswith(("gs://", "gcs://")) and os.environ.get("STORAGE_EMULATOR_HOST"):
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        return {"token": "anon"}
+    return {}
+
+
+def open_url(url: str):
+    """(filesystem, path) for any local path or remote URL, with `storage_options`."""
+    import fsspec
+
+    if not _is_remote(url):
+        return fsspec.filesystem("file"), os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
+    return fsspec.core.url_to_fs(url, **storage_options(url))
+
+
 class Workspace:
     """Storage for artifacts at `url` (a local path or `gs://bucket/prefix`).
 
     Paths given to the methods are relative to the workspace root, with `/` separators.
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None, **storage_options):
+    def __init__(self, url: str | os.PathLike[str] | None = None, **options):
         url = os.fspath(url) if url is not None else os.environ.get("CHAOS_WORKSPACE", DEFAULT_WORKSPACE)
         if not url:
             url = DEFAULT_WORKSPACE
@@ -41,14 +58,13 @@ class Workspace:
             url = os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
         self.url = url.rstrip("/") or "/"
         self.remote = _is_remote(self.url)
-        if self.url.startswith("gs://") and os.environ.get("STORAGE_EMULATOR_HOST"):
-            os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-            storage_options.setdefault("token", "anon")
+        for key, value in storage_options(self.url).items():
+            options.setdefault(key, value)
         try:
             import fsspec
 
             if self.remote:
-                self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options)
+                self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
             else:
                 self.fs = fsspec.filesystem("file", auto_mkdir=True)
                 self.root = self.url

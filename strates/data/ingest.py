@@ -16,9 +16,12 @@ Files of a dataset artifact:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import os
+import tempfile
 import time
 from typing import Any
 
@@ -26,7 +29,7 @@ from strates.core import artifacts
 from strates.core.config import to_dict
 from strates.core.errors import InvalidInput
 from strates.core.progress import NullReporter, Reporter
-from strates.core.workspace import Workspace
+from strates.core.workspace import Workspace, open_url
 from strates.data.config import Config, MacroSource, SourceFile
 from strates.data.split import make_folds
 
@@ -42,22 +45,88 @@ class Result:
 
 
 def _sha256(path: str) -> str:
-    import fsspec
-
-    with fsspec.open(path, "rb") as f:
+    fs, fpath = open_url(path)
+    with fs.open(fpath, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _expand(source: str) -> list[str]:
+    """The bar files behind one --source: a file, or the bar files in a folder (local or
+    remote, recursively)."""
+    from strates.data import sources
+
+    if not _is_remote(source):
+        return sources.list_source_files(source)
+    fs, path = open_url(source)
+    protocol = source.split("://", 1)[0]
+    if fs.isfile(path):
+        return [source]
+    found = [
+        p for p in fs.find(path)
+        if p.lower().endswith(sources.EXTENSIONS) and not p.rsplit("/", 1)[-1].startswith(".")
+    ]
+    if not found:
+        raise InvalidInput(
+            f"no bar files under {source}", rule="no-source-files", file=source,
+            fix=f"put files ending in {', '.join(sources.EXTENSIONS)} there, or point at another location",
+        )
+    return sorted(f"{protocol}://{p}" for p in found)
+
+
+@contextlib.contextmanager
+def _local_copies(paths: list[str]):
+    """Local paths for `paths`: remote files are copied to a temporary folder (keeping their
+    names, which may name the asset); errors and notes then name the remote URL again."""
+    remote = [p for p in paths if _is_remote(p)]
+    if not remote:
+        yield paths, {}
+        return
+    with tempfile.TemporaryDirectory(prefix="chaos-ingest-") as tmp:
+        local, back = [], {}
+        for i, path in enumerate(paths):
+            if not _is_remote(path):
+                local.append(path)
+                continue
+            fs, fpath = open_url(path)
+            target = os.path.join(tmp, str(i), fpath.rsplit("/", 1)[-1])
+            os.makedirs(os.path.dirname(target))
+            fs.get_file(fpath, target)
+            local.append(target)
+            back[target] = path
+        try:
+            yield local, back
+        except InvalidInput as err:
+            raise _renamed(err, back) from None
+
+
+def _rename(text: str | None, back: dict[str, str]) -> str | None:
+    if text is None:
+        return None
+    for local, url in back.items():
+        text = text.replace(local, url)
+    return text
+
+
+def _renamed(err: InvalidInput, back: dict[str, str]) -> InvalidInput:
+    return InvalidInput(
+        _rename(err.detail, back), rule=err.rule, fix=_rename(err.fix, back), file=_rename(err.file, back),
+        row=err.row, column=err.column,
+    )
 
 
 def resolve(config: Config) -> Config:
     """Fill in what the id depends on: the embedded spec, or every file with its hash."""
-    from strates.data import sources
     from strates.data.embedded import EmbeddedSpec
 
     if not config.sources:
         return dataclasses.replace(config, embedded=config.embedded or EmbeddedSpec(), files=())
     paths: list[str] = []
     for src in config.sources:
-        paths.extend(sources.list_source_files(src))
+        paths.extend(_expand(src))
     if len(set(paths)) != len(paths):
         dupes = sorted({p for p in paths if paths.count(p) > 1})
         raise InvalidInput(
@@ -80,7 +149,8 @@ def run(
     """Ingest per `config` into `ws`; returns the (new or reused) dataset manifest."""
     rep = reporter or NullReporter()
     t0 = time.perf_counter()
-    config = resolve(config)
+    with rep.task("hashing sources" if config.sources else "resolving the config"):
+        config = resolve(config)
     resolved = to_dict(config)
     artifact = artifacts.artifact_id(STAGE, resolved, {})
     if not force and (existing := artifacts.get(ws, STAGE, artifact)) is not None:
@@ -95,17 +165,19 @@ def run(
         with rep.task("joining macro series as-of (with publication lags)"):
             bars = asof_join(bars, macro_obs)
 
-    interval = detect_interval(bars)
-    gaps = detect_gaps(bars, interval)
-    first, last = bars["ts"].min(), bars["ts"].max()
-    folds = make_folds(config.split, first=first, last=last, interval=interval)
-    summary = _summary(config, bars, macro_obs, gaps, interval, folds, notes)
+    with rep.task("detecting interval and gaps, splitting in time"):
+        interval = detect_interval(bars)
+        gaps = detect_gaps(bars, interval)
+        first, last = bars["ts"].min(), bars["ts"].max()
+        folds = make_folds(config.split, first=first, last=last, interval=interval)
+        summary = _summary(config, bars, macro_obs, gaps, interval, folds, notes)
     metrics = {"rows": bars.height, "assets": summary["n_assets"], "seconds": round(time.perf_counter() - t0, 3)}
 
     writer = artifacts.begin(ws, STAGE, artifact)
     try:
         with rep.task("writing Parquet"):
-            writer.write_parquet("bars.parquet", bars)
+            # LZ4: 3x faster to write than zstd-3 for ~25% more bytes, and the fastest to read
+            writer.write_parquet("bars.parquet", bars, compression="lz4")
             if macro_obs is not None and macro_obs.height:
                 writer.write_parquet("macro.parquet", macro_obs)
             if gaps.height:
@@ -146,13 +218,15 @@ def _read(config: Config, rep: Reporter):
         keep_extra=config.keep_extra,
     )
     with rep.task(f"reading and validating {len(config.files)} file(s)"):
-        bars, read_notes = sources.read_all([f.path for f in config.files], options)
-    notes.extend(read_notes)
+        with _local_copies([f.path for f in config.files]) as (local, back):
+            bars, read_notes = sources.read_all(local, options)
+    notes.extend(_rename(n, back) for n in read_notes)
     macro_frames = []
     for src in config.macro:
-        frame, macro_notes = macro_mod.read_macro(src.path, lag=src.lag, cot_market=config.cot_market)
+        with _local_copies([src.path]) as ((local,), back):
+            frame, macro_notes = macro_mod.read_macro(local, lag=src.lag, cot_market=config.cot_market)
         macro_frames.append(frame)
-        notes.extend(macro_notes)
+        notes.extend(_rename(n, back) for n in macro_notes)
     macro_obs = pl.concat(macro_frames) if macro_frames else None
     counts: dict[str, int] = {}
     for frame in macro_frames:

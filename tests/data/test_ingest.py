@@ -145,3 +145,33 @@ def test_cli_ingest_embedded_then_reuse(tmp_path):
     res = runner.invoke(app, ["--workspace", ws, "ingest", "--seed", "3"], catch_exceptions=False)
     assert res.exit_code == 0 and "reused" in res.stdout and first["id"] in res.stdout
     assert "next: chaos show" in res.stdout
+
+
+def _bars_csv(close_last="13.5") -> str:
+    rows = ["Date,Open,High,Low,Close,Volume"]
+    closes = ["11.0", "12.0", "11.0", close_last]
+    for i, close in enumerate(closes):
+        rows.append(f"2024-01-0{i + 2},10.0,14.0,9.0,{close},100")
+    return "\n".join(rows) + "\n"
+
+
+def test_sources_on_gcs(gcs_emulator):
+    import gcsfs
+
+    from strates.core.errors import InvalidInput
+    from strates.core.workspace import storage_options
+
+    raw = f"gs://{gcs_emulator.bucket}/raw-{os.getpid()}"
+    fs = gcsfs.GCSFileSystem(**storage_options(raw))
+    fs.pipe_file(f"{raw}/ACME.csv", _bars_csv().encode())
+    fs.pipe_file(f"{raw}/sub/BOLT.csv", _bars_csv("12.5").encode())
+    ws = Workspace(f"gs://{gcs_emulator.bucket}/ws-sources-{os.getpid()}")
+    m = run(Config(sources=(f"{raw}/",), split="0.5,0.25,0.25"), ws).manifest
+    assert sorted(m.summary["assets"]) == ["ACME", "BOLT"]
+    assert [f["path"] for f in m.config["files"]] == [f"{raw}/ACME.csv", f"{raw}/sub/BOLT.csv"]
+    # a broken remote file is named by its gs:// URL, not by a temporary copy
+    fs.pipe_file(f"{raw}/sub/BAD.csv", _bars_csv("-1").encode())
+    with pytest.raises(InvalidInput) as info:
+        run(Config(sources=(f"{raw}/",), split="0.5,0.25,0.25"), ws)
+    assert info.value.file == f"{raw}/sub/BAD.csv"
+    assert f"{raw}/sub/BAD.csv" in str(info.value) and "chaos-ingest-" not in str(info.value)
