@@ -1,0 +1,54 @@
+"""The set-up picks a Python >= 3.12 (jax >= 0.12 needs it) and refuses older ones."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIND = ROOT / "scripts" / "find-python"
+
+
+def _fake_python(folder: pathlib.Path, name: str, ok: bool) -> pathlib.Path:
+    path = folder / name
+    # answers the version check the way a real interpreter of that version would
+    path.write_text(f"#!/bin/sh\nexit {0 if ok else 1}\n")
+    path.chmod(0o755)
+    return path
+
+
+def _run(path_dirs, tmp_path, **env):
+    base = {"PATH": os.pathsep.join(map(str, path_dirs)), "HOME": str(tmp_path), **env}
+    return subprocess.run(["/bin/bash", str(FIND)], env=base, capture_output=True, text=True)
+
+
+def test_refuses_python_older_than_3_12(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_python(bin_dir, "python3", ok=False)
+    res = _run([bin_dir], tmp_path)  # HOME=tmp_path: no pyenv versions either
+    assert res.returncode == 1, res.stdout
+    assert "3.12" in res.stderr and "PYTHON=" in res.stderr
+
+
+def test_prefers_explicit_and_versioned_interpreters(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_python(bin_dir, "python3", ok=False)
+    good = _fake_python(bin_dir, "python3.12", ok=True)
+    res = _run([bin_dir], tmp_path)
+    assert res.returncode == 0 and res.stdout.strip() == str(good)
+    explicit = _fake_python(tmp_path, "mypython", ok=True)
+    res = _run([bin_dir], tmp_path, PYTHON=str(explicit))
+    assert res.stdout.strip() == str(explicit)
+
+
+def test_package_metadata_and_interpreter_agree():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["requires-python"] == ">=3.12"
+    assert sys.version_info >= (3, 12)
+    assert any(d.startswith("jax>=0.12") for d in meta["dependencies"])
+    assert meta["scripts"]["chaos"] == "chaos_cli.app:main"
