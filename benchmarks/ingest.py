@@ -72,7 +72,7 @@ class PhaseTimer:
     @contextlib.contextmanager
     def task(self, description: str, total=None):
         start = time.perf_counter()
-        yield lambda amount=1: None
+        yield lambda amount=1, *, status=None: None
         self.phases[description] = time.perf_counter() - start
 
 

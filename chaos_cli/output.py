@@ -8,12 +8,13 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
 
 from strates.core.errors import ChaosError, InvalidInput
+from strates.core.progress import Update, ignore_update
 
 
 @dataclasses.dataclass
@@ -88,20 +89,32 @@ class CliReporter:
             self.console.print(f"  {message}", highlight=False, markup=False)
 
     @contextlib.contextmanager
-    def task(self, description: str, total: float | None = None) -> Iterator[Callable[[float], None]]:
+    def task(self, description: str, total: float | None = None) -> Iterator[Update]:
         if self.env.verbosity < 0:
-            yield lambda amount=1: None
+            yield ignore_update
             return
         if not self.live:
             start = time.perf_counter()
             print(f"[chaos] {description} ...", file=sys.stderr, flush=True)
-            yield lambda amount=1: None
+
+            def plain(amount: float = 1, *, status: str | None = None) -> None:
+                if status:
+                    print(f"[chaos] {description}: {status}", file=sys.stderr, flush=True)
+
+            yield plain
             print(f"[chaos] {description}: done in {time.perf_counter() - start:.2f}s", file=sys.stderr, flush=True)
             return
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
+        if total is not None:
+            columns.append(MofNCompleteColumn())
+        columns += [TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
         with Progress(*columns, console=self.console, transient=False) as progress:
-            task = progress.add_task(description, total=total)
-            yield lambda amount=1: progress.advance(task, amount)
+            task = progress.add_task(description, total=total, status="")
+
+            def rich_update(amount: float = 1, *, status: str | None = None) -> None:
+                progress.update(task, advance=amount, **({"status": status} if status is not None else {}))
+
+            yield rich_update
             progress.update(task, completed=total if total is not None else 1, total=total or 1)

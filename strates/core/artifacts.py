@@ -246,6 +246,16 @@ class ArtifactWriter:
         self.ws.write_bytes(self.rel(name), data)
         self.files[name] = FileEntry(hashlib.sha256(data).hexdigest(), len(data))
 
+    def add_existing(self, folder: str) -> None:
+        """Record every file already written below `folder` (e.g. an Orbax checkpoint that a
+        library wrote itself) with its sha256 and size, by reading it back."""
+        base = self.rel("")
+        for rel in self.ws.find(self.rel(folder)):
+            digest = hashlib.sha256()
+            data = self.ws.read_bytes(rel)
+            digest.update(data)
+            self.files[rel.removeprefix(base)] = FileEntry(digest.hexdigest(), len(data))
+
     def write_parquet(self, name: str, frame: Any, *, compression: str = "zstd") -> None:
         """Write a polars DataFrame as Parquet (through a buffer: one path for both backends)."""
         buf = io.BytesIO()
@@ -292,13 +302,20 @@ class ArtifactWriter:
             self.ws.remove(f"{self.stage}/{self.id}")
 
 
-def begin(ws: Workspace, stage: str, artifact: str) -> ArtifactWriter:
-    """Start writing `stage/artifact`, clearing an earlier copy (manifest first, so it turns
-    invisible before its files change)."""
+def begin(ws: Workspace, stage: str, artifact: str, *, resume: bool = False) -> ArtifactWriter:
+    """Start writing `stage/artifact`. An earlier published copy is unpublished first
+    (manifest removed, so it turns invisible before its files change) and cleared.
+
+    With `resume=True`, the files of an interrupted, unpublished attempt are kept (a
+    training stage resumes from the checkpoints in them); a published copy is still
+    cleared, since being asked to redo it means starting over.
+    """
     folder = f"{stage}/{artifact}"
     if ws.exists(f"{folder}/{MANIFEST}"):
         ws.remove(f"{folder}/{MANIFEST}")
-    ws.remove(folder)
+        ws.remove(folder)
+    elif not resume:
+        ws.remove(folder)
     return ArtifactWriter(ws, stage, artifact)
 
 

@@ -7,16 +7,25 @@ and plain lines otherwise, tests and library callers get `NullReporter` by defau
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
+
+
+class Update(Protocol):
+    def __call__(self, amount: float = 1, *, status: str | None = None) -> None: ...
+
+
+def ignore_update(amount: float = 1, *, status: str | None = None) -> None:
+    return None
 
 
 class Reporter(Protocol):
     def info(self, message: str) -> None:
         """A sentence worth telling the user (what was detected, done or assumed)."""
 
-    def task(self, description: str, total: float | None = None) -> contextlib.AbstractContextManager[Callable[[float], None]]:
-        """A unit of work; the yielded callable advances it by the given amount."""
+    def task(self, description: str, total: float | None = None) -> contextlib.AbstractContextManager[Update]:
+        """A unit of work; the yielded `update(amount=1, *, status=None)` advances it and
+        shows `status` (e.g. the current loss) beside it."""
 
 
 class NullReporter:
@@ -27,5 +36,5 @@ class NullReporter:
         self.messages.append(message)
 
     @contextlib.contextmanager
-    def task(self, description: str, total: float | None = None) -> Iterator[Callable[[float], None]]:
-        yield lambda amount=1: None
+    def task(self, description: str, total: float | None = None) -> Iterator[Update]:
+        yield ignore_update

@@ -187,6 +187,18 @@ class Workspace:
         prefix = self._norm(self.root) + "/"
         return sorted(self._norm(p).removeprefix(prefix) for p in found)
 
+    def find(self, rel: str) -> list[str]:
+        """Every file below `rel` (recursively), relative to the root; empty if none."""
+        self.refresh()
+        try:
+            found = self.fs.find(self.path(rel))
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise self._wrap("list", rel, e) from e
+        prefix = self._norm(self.root) + "/"
+        return sorted(self._norm(p).removeprefix(prefix) for p in found)
+
     def remove(self, rels: Iterable[str] | str) -> None:
         """Remove files or folders (recursively); missing ones are ignored."""
         items = [rels] if isinstance(rels, str) else list(rels)
