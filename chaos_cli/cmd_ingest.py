@@ -90,4 +90,4 @@ def _print_summary(env, m, result) -> None:
         parts = [f"{p} {fold[p]['start']:%Y-%m-%d %H:%M} → {fold[p]['end']:%Y-%m-%d %H:%M}" for p in ("train", "validation", "test")]
         out.print(f"{fold['name']}: " + " | ".join(parts), highlight=False)
     out.print(f"{verb} [bold]{m.ref}[/] at {result.uri}", highlight=False)
-    out.print(f"next: chaos show {m.ref}", highlight=False)
+    out.print(f"next: chaos tokenize --dataset {m.id}", highlight=False)

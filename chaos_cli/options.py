@@ -24,3 +24,11 @@ def env_from(ctx: typer.Context, workspace: str | None = None, json_: bool = Fal
     env.json = env.json or json_
     ctx.obj = env
     return env
+PresetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--preset", "-p", help="Named preset(s): debug, small (default), base; repeat to compose."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config field: section.field=value (repeatable)."),
+]

@@ -92,35 +92,21 @@ def parse_value(text: str) -> Any:
 
 
 def apply_overrides(config: C, overrides: Iterable[str]) -> C:
-    """Return `config` with `section.field=value` overrides applied (nested dataclasses)."""
+    """Return `config` with `section.field=value` overrides applied (nested dataclasses).
+
+    All overrides are applied together, so a combination that is only valid as a whole
+    (e.g. fewer steps and a shorter warm-up) is checked once, as a whole.
+    """
+    updates: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(
                 f"override {item!r} is not of the form key=value",
-                fix="write it as --set section.field=value, e.g. --set split=0.6,0.2,0.2",
+                fix="write it as --set section.field=value, e.g. --set train.steps=200",
             )
-        config = _set_path(config, key.strip().split("."), parse_value(raw.strip()), key.strip())
-    return config
-
-
-def _set_path(config: Any, path: list[str], value: Any, full: str) -> Any:
-    if not dataclasses.is_dataclass(config):
-        raise ConfigError(f"cannot set {full!r}: {path[0]!r} is not a section", field=full)
-    names = {f.name: f for f in dataclasses.fields(config)}
-    head = path[0]
-    if head not in names:
-        raise ConfigError(
-            f"unknown config field {full!r}",
-            fix=f"fields here: {', '.join(sorted(names))}",
-            field=full,
-        )
-    if len(path) > 1:
-        new = _set_path(getattr(config, head), path[1:], value, full)
-    else:
-        hints = typing.get_type_hints(type(config))
-        new = _coerce(hints[head], value, head)
-    return dataclasses.replace(config, **{head: new})
+        updates[key.strip()] = parse_value(raw.strip())
+    return _apply(config, updates)
 
 
 def merge_presets(base: C, presets: Mapping[str, Mapping[str, Any]], names: Iterable[str]) -> C:
@@ -131,6 +117,41 @@ def merge_presets(base: C, presets: Mapping[str, Mapping[str, Any]], names: Iter
             raise ConfigError(
                 f"unknown preset {name!r}", fix=f"choose one of: {', '.join(presets)}"
             )
-        for key, value in presets[name].items():
-            config = _set_path(config, key.split("."), value, key)
+        config = _apply(config, presets[name])
     return config
+
+
+def _apply(config: C, updates: Mapping[str, Any]) -> C:
+    nested: dict[str, Any] = {}
+    for key, value in updates.items():
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"cannot set {key!r}: {part!r} is given a value and sub-fields", field=key)
+        node[leaf] = value
+    return _replace(config, nested, prefix="")
+
+
+def _replace(config: Any, nested: Mapping[str, Any], *, prefix: str) -> Any:
+    if not dataclasses.is_dataclass(config):
+        raise ConfigError(f"cannot set {prefix.rstrip('.')!r}.*: it is not a section", field=prefix.rstrip("."))
+    names = {f.name for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for name, value in nested.items():
+        full = prefix + name
+        if name not in names:
+            raise ConfigError(
+                f"unknown config field {full!r}",
+                fix=f"fields here: {', '.join(sorted(names))}",
+                field=full,
+            )
+        if isinstance(value, dict) and dataclasses.is_dataclass(getattr(config, name)):
+            changes[name] = _replace(getattr(config, name), value, prefix=full + ".")
+        elif isinstance(value, dict):
+            raise ConfigError(f"cannot set {full}.{next(iter(value))!r}: {full!r} is not a section", field=full)
+        else:
+            changes[name] = _coerce(hints[name], value, name)
+    return dataclasses.replace(config, **changes)

@@ -13,6 +13,7 @@ Exit codes (also in README.md):
 | 3    | a referenced artifact does not exist or is ambiguous |
 | 4    | the topology asked for does not match the devices present |
 | 5    | workspace storage failure (cannot read or write the workspace) |
+| 6    | training stopped: loss or gradients not finite |
 | 130  | interrupted (Ctrl-C) |
 """
 
@@ -24,6 +25,7 @@ BAD_INPUT = 2
 MISSING_ARTIFACT = 3
 TOPOLOGY_MISMATCH = 4
 STORAGE = 5
+NON_FINITE = 6
 INTERRUPTED = 130
 
 
@@ -101,3 +103,9 @@ class StorageError(ChaosError):
     """The workspace cannot be read or written (permissions, network, bucket)."""
 
     exit_code = STORAGE
+
+
+class NonFiniteError(ChaosError):
+    """Training stopped: the loss or the gradients were not finite for several steps in a row."""
+
+    exit_code = NON_FINITE

@@ -59,3 +59,26 @@ def test_presets_compose_in_order():
     assert (cfg.model.width, cfg.name) == (8, "dbg")
     with pytest.raises(ConfigError, match="unknown preset"):
         merge_presets(Cfg(), presets, ["huge"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Sched:
+    steps: int = 100
+    warmup: int = 10
+
+    def __post_init__(self):
+        if self.warmup >= self.steps:
+            raise ConfigError(f"warmup ({self.warmup}) must be below steps ({self.steps})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outer:
+    train: Sched = Sched()
+
+
+def test_overrides_apply_together_so_only_the_result_is_checked():
+    cfg = apply_overrides(Outer(), ["train.steps=8", "train.warmup=2"])  # steps=8 alone would be invalid
+    assert cfg.train == Sched(steps=8, warmup=2)
+    assert merge_presets(Outer(), {"tiny": {"train.steps": 8, "train.warmup": 2}}, ["tiny"]).train.steps == 8
+    with pytest.raises(ConfigError, match="warmup"):
+        apply_overrides(Outer(), ["train.steps=8"])

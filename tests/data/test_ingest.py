@@ -144,7 +144,7 @@ def test_cli_ingest_embedded_then_reuse(tmp_path):
     assert first["ok"] and not first["reused"] and first["summary"]["n_assets"] == 6
     res = runner.invoke(app, ["--workspace", ws, "ingest", "--seed", "3"], catch_exceptions=False)
     assert res.exit_code == 0 and "reused" in res.stdout and first["id"] in res.stdout
-    assert "next: chaos show" in res.stdout
+    assert "next: chaos tokenize" in res.stdout
 
 
 def _bars_csv(close_last="13.5") -> str:
