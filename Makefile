@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: $(STAMP)
 	$(CHAOS) ingest
+	$(CHAOS) tokenize
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/tokenize.py
 
 completions: $(STAMP)
 	for sh in bash zsh fish; do $(CHAOS) completion $$sh > completions/chaos.$$sh; done
