@@ -151,18 +151,28 @@ def make_schedule(config: TrainConfig) -> optax.Schedule:
     )
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, *, frozen: Any = None) -> optax.GradientTransformation:
     """Clip by global norm, then AdamW on `make_schedule(config)`.
 
     The learning rate is injected as a hyperparameter, so the rate of the latest update
-    can be read back from the optimizer state (`learning_rate`).
+    can be read back from the optimizer state (`learning_rate`). `frozen` (a pytree of
+    bools shaped like the params, or a function of the params giving one) marks leaves the
+    optimizer must leave alone: no update, no weight decay (e.g. an EMA target network,
+    which `post_update` moves instead).
     """
-    return optax.chain(
+    tx = optax.chain(
         optax.clip_by_global_norm(config.grad_clip),
         optax.inject_hyperparams(optax.adamw)(
             learning_rate=make_schedule(config), weight_decay=config.weight_decay
         ),
     )
+    if frozen is None:
+        return tx
+    if callable(frozen):
+        labels = lambda params: jax.tree.map(lambda f: "frozen" if f else "train", frozen(params))  # noqa: E731
+    else:
+        labels = jax.tree.map(lambda f: "frozen" if f else "train", frozen)
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
 
 
 def learning_rate(opt_state: optax.OptState) -> jax.Array:
@@ -179,13 +189,15 @@ def train_step(
     key: jax.Array,
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
+    post_update: Callable[[Any, jax.Array], Any] | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step: `(state, batch, *, key) -> (state, metrics)`. Pure; jit it.
 
     `key` is the run's train key; this step consumes `jax.random.fold_in(key, state.step)`
     (passed to `loss_fn`). When the loss or the gradient norm is not finite, params and
     optimizer state come back unchanged and `metrics["finite"]` is False; `step` advances
-    either way, so step `s` always reads batch `s`.
+    either way, so step `s` always reads batch `s`. `post_update(params, step)` runs after
+    the optimizer update (e.g. an EMA of some params into others).
     """
     step_key = jax.random.fold_in(key, state.step)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -194,6 +206,8 @@ def train_step(
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    if post_update is not None:
+        params = post_update(params, state.step)
 
     def keep_if_finite(new, old):
         return jnp.where(finite, new, old)
@@ -223,6 +237,8 @@ def train(
     key: jax.Array,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
     stop_after: int | None = None,
+    frozen: Any = None,
+    post_update: Callable[[Any, jax.Array], Any] | None = None,
 ) -> TrainResult:
     """Train `params` for `config.steps`, resuming from the latest checkpoint in `checkpoint_dir`.
 
@@ -239,6 +255,8 @@ def train(
       and after the last step of this call.
     stop_after: stop once this many steps are done in all (saving a checkpoint there), e.g.
       to train in slices; a later call resumes. At most `config.steps` are ever run.
+    frozen: leaves the optimizer leaves alone (see `make_optimizer`).
+    post_update: `(params, step) -> params` inside the jitted step, after the update.
 
     Raises `NonFiniteError` after `max_bad_steps` non-finite steps in a row; the checkpoints
     written before are kept. Waits for every checkpoint write before returning or raising.
@@ -251,7 +269,7 @@ def train(
 
     # 1. Optimizer; abstract train state with the shardings the initialiser would give it.
     _check_mesh_is_set(params)
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config, frozen=frozen)
 
     def init(params):
         return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
@@ -281,7 +299,8 @@ def train(
 
         # 3. The jitted step; the state is donated, so each step updates it in place.
         step_fn = jax.jit(
-            functools.partial(train_step, loss_fn=loss_fn, optimizer=optimizer), donate_argnums=0
+            functools.partial(train_step, loss_fn=loss_fn, optimizer=optimizer, post_update=post_update),
+            donate_argnums=0,
         )
 
         # 4. The loop.

@@ -278,3 +278,25 @@ def _child(directory: str) -> None:
 
 if __name__ == "__main__":
     _child(sys.argv[1])
+
+
+def test_frozen_leaves_are_untouched_and_post_update_moves_them(tmp_path):
+    """An EMA target: frozen for the optimizer (no update, no weight decay), moved by
+    post_update inside the step."""
+
+    def with_target(params):
+        return {**params, "target": {"w": jnp.full(4, 5.0), "b": jnp.zeros(())}}
+
+    frozen = {"w": False, "b": False, "target": {"w": True, "b": True}}
+    still = run(tmp_path / "a", params=with_target(init_params()), frozen=frozen)
+    np.testing.assert_array_equal(np.asarray(still.params["target"]["w"]), np.full(4, 5.0, np.float32))
+
+    def ema(params, step):
+        tau = 0.5
+        target = jax.tree.map(lambda t, o: tau * t + (1 - tau) * o, params["target"], {"w": params["w"], "b": params["b"]})
+        return {**params, "target": target}
+
+    moved = run(tmp_path / "b", params=with_target(init_params()), frozen=frozen, post_update=ema)
+    # after 20 steps with tau 0.5 the target has all but forgotten its start and tracks w
+    np.testing.assert_allclose(np.asarray(moved.params["target"]["w"]), np.asarray(moved.params["w"]), atol=0.2)
+    assert_params_equal({"w": moved.params["w"], "b": moved.params["b"]}, {"w": still.params["w"], "b": still.params["b"]})
