@@ -63,7 +63,7 @@ def _print_summary(env, ws, result) -> None:
     out = env.stdout
     size = tok.summary["codebook_size"]
     table = Table(title=f"tokenizer {tok.id}: {size} codes, levels {tok.summary['levels']}", title_justify="left")
-    for col in ("period", "bars", "codes used", "utilization", "perplexity", "R² ret", "R² log_range"):
+    for col in ("period", "bars", "used", "util.", "perplexity", "R² ret", "R² range"):
         table.add_column(col, justify="left" if col == "period" else "right")
     for period in ("train", "validation"):
         if period in m:

@@ -1,0 +1,248 @@
+"""The chunked SSD algorithm of Mamba-2 in pure JAX: the XLA fast path and the VJP of record.
+
+Dao & Gu, "Transformers are SSMs" (ICML 2024), section 6 ("SSD algorithm"). Dimension letters
+as in `kernels.ssd` (B L H P G N), plus:
+
+| letter | meaning |
+| ------ | ------- |
+| Q | chunk length (`chunk`) |
+| C | number of chunks, ceil(L / Q) (in einsum strings: `c`) |
+| R | heads per group, H // G (heads are split as `h = g * R + r`) |
+| I, J | positions inside one chunk (output, input) |
+
+The sequence is cut into C chunks of Q steps. With the within-chunk cumulative log-decay
+`a_cum[i] = sum_{k <= i} dt_k A` (the "segment sum" of the paper), four pieces make the output:
+
+1. intra-chunk, an attention-like masked matmul:
+   `y_diag[i] = sum_{j <= i} (C_i . B_j) exp(a_cum[i] - a_cum[j]) dt_j x_j`   ([Q, Q] per chunk)
+2. each chunk's own final state: `S_c = sum_j exp(a_cum[Q-1] - a_cum[j]) dt_j x_j B_j^T`
+3. inter-chunk state passing, a short `lax.scan` over the C chunks:
+   `S_in[c+1] = exp(a_cum_c[Q-1]) S_in[c] + S_c`
+4. the carried state's contribution: `y_off[i] = exp(a_cum[i]) S_in C_i`
+
+Two schedules compute exactly this (`SCHEDULES`, chosen by `schedule=`, "auto" by backend):
+
+- "sequential" (CPU): one `lax.scan` over chunks carrying the state; its body does pieces 1, 4
+  and the state update for one chunk and is wrapped in `jax.checkpoint`, so the backward stores
+  only the state entering each chunk (O(C H P N)) and recomputes the rest chunk by chunk, with
+  each step's working set in cache. This is the algorithm of the Pallas kernel, in XLA.
+- "parallel" (accelerators): pieces 1 and 2 for all chunks at once, a short scan for 3, then 4;
+  more work per op, O(L Q H) autodiff residuals.
+
+Neither builds anything bigger than one chunk's [Q, Q] per (batch, head), forward or backward;
+the reference scan's backward stores O(L H P N).
+
+Padding L up to a multiple of Q uses dt = 0 (and zero x, B, C): `exp(0 * A) = 1` and
+`0 * x B^T = 0`, so padded steps leave the state unchanged and the final state is exact.
+
+Accumulation is float32 (`preferred_element_type`); for 16-bit inputs the matmul operands stay
+16-bit, decays and the carried state are always float32.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+_F32 = jnp.float32
+
+
+def check_inputs(x, dt, A, B, C, D=None, initial_state=None, *, chunk: int | None = None) -> None:
+    """Raise ValueError, with the offending shapes, unless the arguments fit the SSD conventions."""
+    if x.ndim != 4:
+        raise ValueError(f"x must be [B, L, H, P]; got shape {x.shape}")
+    b, length, h, p = x.shape
+    if B.ndim != 4 or C.shape != B.shape:
+        raise ValueError(f"B and C must both be [B, L, G, N]; got B {B.shape}, C {C.shape}")
+    g, n = B.shape[-2:]
+    want = {
+        "dt": (dt.shape, (b, length, h)),
+        "A": (A.shape, (h,)),
+        "B": (B.shape[:2], (b, length)),
+    }
+    if D is not None:
+        want["D"] = (D.shape, (h,))
+    if initial_state is not None:
+        want["initial_state"] = (initial_state.shape, (b, h, p, n))
+    for name, (got, expected) in want.items():
+        if tuple(got) != expected:
+            raise ValueError(f"{name} has shape {tuple(got)}, expected {expected} (from x {x.shape}, B {B.shape})")
+    if h % g:
+        raise ValueError(f"heads H={h} must be a multiple of groups G={g}")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive int; got {chunk!r}")
+
+
+def pad_to_chunks(x, dt, B, C, chunk: int):
+    """Pad the L axis of x, dt, B, C with zeros up to a multiple of `chunk` (dt = 0: a no-op step)."""
+    length = x.shape[1]
+    pad = -length % chunk
+    if pad == 0:
+        return x, dt, B, C
+
+    def zpad(t):
+        return jnp.pad(t, [(0, 0), (0, pad)] + [(0, 0)] * (t.ndim - 2))
+
+    return zpad(x), zpad(dt), zpad(B), zpad(C)
+
+
+def _compute_dtype(dtype):
+    """Matmul operand dtype: 16-bit floats stay 16-bit (fp32 accumulation); all else fp32."""
+    return dtype if jnp.dtype(dtype).itemsize == 2 else _F32
+
+
+def ssd_chunked(x, dt, A, B, C, D=None, *, chunk: int = 64, initial_state=None, schedule: str = "auto"):
+    """The SSD scan by chunks of `chunk` steps (same arguments and results as `ssd_reference`).
+
+    Args:
+      x:  [B, L, H, P] inputs.
+      dt: [B, L, H] positive step sizes.
+      A:  [H] negative decay rates.
+      B:  [B, L, G, N] input projections.
+      C:  [B, L, G, N] output projections.
+      D:  [H] skip weights, or None.
+      chunk: Q, the chunk length; any L works (padded inside).
+      initial_state: [B, H, P, N] state before the first step, or None (zeros).
+      schedule: how chunks are ordered (same math, same results): "sequential", "parallel", or
+        "auto" (sequential on CPU, parallel elsewhere); see `SCHEDULES`.
+
+    Returns:
+      (y [B, L, H, P] in x.dtype, final_state [B, H, P, N] float32).
+    """
+    check_inputs(x, dt, A, B, C, D, initial_state, chunk=chunk)
+    length = x.shape[1]
+    y, final = ssd_chunked_core(x, dt, A, B, C, initial_state, chunk=chunk, schedule=schedule)
+    y = y[:, :length]
+    if D is not None:
+        y = y + x.astype(_F32) * D.astype(_F32)[:, None]
+    return y.astype(x.dtype), final
+
+
+SCHEDULES = {
+    "sequential": "one lax.scan over chunks carrying the state; the body (one chunk: intra-chunk "
+    "matmul, carried-state term, state update) is rematerialised in the backward, so only the "
+    "[B, H, P, N] state entering each chunk is stored, and each step's data stays in cache. "
+    "Fastest on CPU, lightest in memory.",
+    "parallel": "all chunks' intra-chunk and chunk-state matmuls at once, then a short lax.scan "
+    "passing states across chunks, then the carried-state term: more parallel work per op, "
+    "for accelerators. Plain autodiff stores O(L Q H) residuals.",
+}
+
+
+def resolve_schedule(schedule: str = "auto", backend: str | None = None) -> str:
+    """"sequential" or "parallel"; "auto" = sequential on CPU, parallel on other backends."""
+    if schedule not in ("auto", *SCHEDULES):
+        raise ValueError(f"unknown chunk schedule {schedule!r}; valid: auto, {', '.join(SCHEDULES)}")
+    if schedule != "auto":
+        return schedule
+    return "sequential" if (backend or jax.default_backend()) == "cpu" else "parallel"
+
+
+def ssd_chunked_core(x, dt, A, B, C, initial_state=None, *, chunk: int, schedule: str = "auto"):
+    """The SSD scan without the D skip: (y [B, Lp, H, P] float32, final [B, H, P, N] float32).
+
+    Lp is L rounded up to a multiple of `chunk`; rows past L are padding for the caller to drop.
+    """
+    if resolve_schedule(schedule) == "sequential":
+        return _sequential(x, dt, A, B, C, initial_state, chunk)
+    return _parallel(x, dt, A, B, C, initial_state, chunk)
+
+
+def _cumsum_by_matmul(a, q: int):
+    """Cumulative sum over the last axis (length q) as a matmul with a triangle of ones.
+
+    It materialises the result once, where XLA's cumsum (a reduce-window) gets fused into, and
+    recomputed by, every [Q, Q] elementwise loop that reads it.
+    """
+    upper = jnp.triu(jnp.ones((q, q), _F32))  # upper[k, i] = 1 if k <= i
+    return jnp.einsum("...k,ki->...i", a, upper, precision=jax.lax.Precision.HIGHEST, preferred_element_type=_F32)
+
+
+def _sequential(x, dt, A, B, C, initial_state, q: int):
+    b, _, h, p = x.shape
+    g, n = B.shape[-2:]
+    r = h // g
+    x, dt, B, C = pad_to_chunks(x, dt, B, C, q)
+    nc = x.shape[1] // q
+    cdt = _compute_dtype(x.dtype)
+    mm = dict(preferred_element_type=_F32)
+
+    # Chunk-major, head-major layouts, so that the scan slices one chunk off the front.
+    x_c = jnp.transpose(x.reshape(b, nc, q, h, p), (1, 0, 3, 2, 4))  # [c, b, h, q, p]
+    dt_c = jnp.transpose(dt.astype(_F32).reshape(b, nc, q, h), (1, 0, 3, 2))  # [c, b, h, q]
+    B_c = jnp.transpose(B.astype(cdt).reshape(b, nc, q, g, n), (1, 0, 3, 2, 4))  # [c, b, g, q, n]
+    C_c = jnp.transpose(C.astype(cdt).reshape(b, nc, q, g, n), (1, 0, 3, 2, 4))
+    a_cum = _cumsum_by_matmul(dt_c * A.astype(_F32)[:, None], q)  # [c, b, h, q]
+    causal = jnp.tril(jnp.ones((q, q), bool))
+    s0 = jnp.zeros((b, h, p, n), _F32) if initial_state is None else initial_state.astype(_F32)
+
+    @jax.checkpoint
+    def one_chunk(s, inputs):  # s: [b, h, p, n], the state entering this chunk
+        xk, dtk, ak, Bk, Ck = jax.lax.optimization_barrier(inputs)
+        a_last = ak[..., -1:]  # [b, h, 1]
+        xdt = xk.astype(_F32) * dtk[..., None]  # [b, h, q, p]
+        # 1. intra-chunk: (C B^T o L) (dt x), L[i, j] = exp(a[i] - a[j]) for i >= j.
+        decay = jnp.exp(jnp.where(causal, ak[..., :, None] - ak[..., None, :], -jnp.inf))
+        cb = jnp.einsum("bgin,bgjn->bgij", Ck, Bk, **mm)  # shared by the R heads of a group
+        m = (cb[:, :, None] * decay.reshape(b, g, r, q, q)).astype(cdt)
+        y = jnp.einsum("bgrij,bgrjp->bgrip", m, xdt.reshape(b, g, r, q, p).astype(cdt), **mm)
+        # 2. the carried state's share: exp(a[i]) S C_i.
+        y_in = jnp.einsum("bgin,bgrpn->bgrip", Ck, s.reshape(b, g, r, p, n).astype(cdt), **mm)
+        y = (y + y_in * jnp.exp(ak).reshape(b, g, r, q, 1)).reshape(b, h, q, p)
+        # 3. the state leaving the chunk.
+        x_end = (xdt * jnp.exp(a_last - ak)[..., None]).reshape(b, g, r, q, p).astype(cdt)
+        s_own = jnp.einsum("bgrqp,bgqn->bgrpn", x_end, Bk, **mm).reshape(b, h, p, n)
+        return jnp.exp(a_last)[..., None] * s + s_own, y
+
+    final, ys = jax.lax.scan(one_chunk, s0, (x_c, dt_c, a_cum, B_c, C_c))
+    y = jnp.transpose(ys, (1, 0, 3, 2, 4)).reshape(b, nc * q, h, p)
+    return y, final
+
+
+def _parallel(x, dt, A, B, C, initial_state, q: int):
+    b, _, h, p = x.shape
+    g, n = B.shape[-2:]
+    r = h // g
+    x, dt, B, C = pad_to_chunks(x, dt, B, C, q)
+    nc = x.shape[1] // q
+    cdt = _compute_dtype(x.dtype)
+    mm = dict(preferred_element_type=_F32)
+
+    dtc = dt.astype(_F32).reshape(b, nc, q, g, r)
+    xdt = (x.astype(_F32).reshape(b, nc, q, g, r, p) * dtc[..., None]).astype(cdt)  # [b,c,q,g,r,p]
+    Bc = B.astype(cdt).reshape(b, nc, q, g, n)
+    Cc = C.astype(cdt).reshape(b, nc, q, g, n)
+    # Within-chunk cumulative log-decay, heads-major for the [Q, Q] work: [b, c, g, r, q].
+    a_cum = _cumsum_by_matmul(jnp.moveaxis(dtc * A.astype(_F32).reshape(g, r), 2, -1), q)
+    a_last = a_cum[..., -1]  # [b, c, g, r]
+
+    # 1. Intra-chunk: (C B^T o L) (dt x), L[i, j] = exp(a_cum[i] - a_cum[j]) for i >= j.
+    causal = jnp.tril(jnp.ones((q, q), bool))
+    decay = jnp.exp(jnp.where(causal, a_cum[..., :, None] - a_cum[..., None, :], -jnp.inf))
+    cb = jnp.einsum("bcign,bcjgn->bcgij", Cc, Bc, **mm)  # shared by the R heads of a group
+    m = (cb[:, :, :, None] * decay).astype(cdt)
+    y_diag = jnp.einsum("bcgrij,bcjgrp->bcigrp", m, xdt, **mm)
+
+    # 2. Each chunk's final state from its own inputs: [b, c, g, r, p, n].
+    decay_to_end = jnp.exp(a_last[..., None] - a_cum)  # [b, c, g, r, q]
+    xdt_end = (xdt.astype(_F32) * jnp.moveaxis(decay_to_end, -1, 2)[..., None]).astype(cdt)
+    states = jnp.einsum("bcqgn,bcqgrp->bcgrpn", Bc, xdt_end, **mm)
+
+    # 3. Pass states across chunks; S_in[c] is the state entering chunk c.
+    if initial_state is None:
+        s0 = jnp.zeros((b, g, r, p, n), _F32)
+    else:
+        s0 = initial_state.astype(_F32).reshape(b, g, r, p, n)
+
+    def carry(s, inputs):
+        s_c, a_c = inputs
+        return jnp.exp(a_c)[..., None, None] * s + s_c, s
+
+    final, s_in = jax.lax.scan(carry, s0, (jnp.moveaxis(states, 1, 0), jnp.moveaxis(a_last, 1, 0)))
+
+    # 4. The carried state's share of each output: exp(a_cum[i]) S_in C_i.
+    y_off = jnp.einsum("bcign,cbgrpn->bcigrp", Cc, s_in.astype(cdt), **mm)
+    y_off = y_off * jnp.moveaxis(jnp.exp(a_cum), -1, 2)[..., None]
+
+    y = (y_diag + y_off).reshape(b, nc * q, h, p)
+    return y, final.reshape(b, h, p, n)

@@ -1,0 +1,123 @@
+"""Strate II config: the Mamba-2 JEPA, its loss, the EMA target, data windows, probes.
+
+Presets: `debug` (seconds), `small` (default, minutes on 2 cores), `base`, and TPU scaling
+presets (`v6e-36m`: about 36M parameters, head_dim 128, bf16 activations, fp32 SSD
+accumulators) meant for `--topology v6e-64`; inspect any of them anywhere with
+`chaos train-jepa --preset v6e-36m --topology v6e-64 --dry-run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from strates.core.errors import ConfigError
+from strates.core.train import TrainConfig
+
+DEFAULT_PRESET = "small"
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 64
+    n_layers: int = 4
+    horizon: int = 8  # K future bars predicted from each context state
+    d_pred: int | None = None  # predictor width (default max(head_dim, d_model // 2))
+    pred_layers: int = 1
+    d_state: int = 32
+    head_dim: int = 32
+    expand: int = 2
+    macro_heads: int = 2
+    macro_every: int = 2  # a macro cross-attention layer after every this many Mamba-2 blocks
+    chunk: int = 64  # SSD chunk length
+    dtype: str = "float32"  # activations; parameters and SSD accumulators stay float32
+    ssd_impl: str = "auto"
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"model.dtype {self.dtype!r} is not one of {DTYPES}", field="model.dtype")
+        if (self.expand * self.d_model) % self.head_dim:
+            raise ConfigError(
+                f"expand * d_model = {self.expand * self.d_model} is not a multiple of head_dim = {self.head_dim}",
+                fix="choose d_model and head_dim so that head_dim divides expand * d_model", field="model.head_dim",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    n_spans: int = 8  # span starts per sequence
+    ctx_min: int = 16  # no span starts before this many bars of context
+    pred_weight: float = 1.0
+    var_weight: float = 1.0  # VICReg variance
+    cov_weight: float = 0.04  # VICReg covariance (VICReg's 25:1 ratio to variance)
+    distance: str = "mse"
+
+
+@dataclasses.dataclass(frozen=True)
+class EmaConfig:
+    """Target encoder = EMA of the context encoder, tau rising from tau_start to tau_end
+    along a cosine over training (BYOL, I-JEPA)."""
+
+    tau_start: float = 0.99
+    tau_end: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.tau_start <= self.tau_end <= 1.0:
+            raise ConfigError(
+                f"need 0 <= ema.tau_start ({self.tau_start}) <= ema.tau_end ({self.tau_end}) <= 1", field="ema"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    window: int = 256  # bars per training window
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeConfig:
+    horizon: int = 24  # bars ahead for realised volatility and return sign
+    raw_window: int = 24  # bars of raw features in the trailing-window baseline
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    ema: EmaConfig = EmaConfig()
+    data: DataConfig = DataConfig()
+    probe: ProbeConfig = ProbeConfig()
+    train: TrainConfig = TrainConfig(
+        steps=300, batch_size=16, learning_rate=1e-3, warmup_steps=30, checkpoint_every=100, log_every=10
+    )
+
+    def __post_init__(self):
+        if self.data.window <= self.loss.ctx_min + self.model.horizon:
+            raise ConfigError(
+                f"data.window ({self.data.window}) must exceed loss.ctx_min + model.horizon "
+                f"({self.loss.ctx_min} + {self.model.horizon})", field="data.window",
+            )
+
+
+PRESETS: dict[str, dict] = {
+    "debug": {
+        "model.d_model": 32, "model.n_layers": 2, "model.d_state": 16, "model.head_dim": 16, "model.horizon": 4,
+        "model.chunk": 16, "data.window": 64, "loss.ctx_min": 8, "loss.n_spans": 4,
+        "train.steps": 12, "train.batch_size": 8, "train.warmup_steps": 2, "train.checkpoint_every": 6,
+        "train.log_every": 3,
+    },
+    "small": {},
+    "base": {
+        "model.d_model": 256, "model.n_layers": 8, "model.d_state": 64, "model.head_dim": 64,
+        "model.macro_heads": 4, "data.window": 512, "train.steps": 5000, "train.batch_size": 64,
+        "train.warmup_steps": 250, "train.checkpoint_every": 500, "train.log_every": 50,
+    },
+    # ~36M parameters for a v6e-64 slice: head_dim a multiple of 128 (TPU lanes), bf16
+    # activations, fp32 SSD accumulation; the global batch spreads over the data x fsdp axes.
+    "v6e-36m": {
+        "model.d_model": 768, "model.n_layers": 7, "model.d_state": 128, "model.head_dim": 128,
+        "model.macro_heads": 6, "model.pred_layers": 2, "model.chunk": 128, "model.dtype": "bfloat16",
+        "model.horizon": 16, "data.window": 1024, "loss.ctx_min": 64, "loss.n_spans": 16,
+        "train.steps": 20000, "train.batch_size": 256, "train.learning_rate": 6e-4, "train.warmup_steps": 1000,
+        "train.checkpoint_every": 1000, "train.log_every": 100,
+    },
+}

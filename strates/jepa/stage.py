@@ -1,0 +1,266 @@
+"""`chaos train-jepa`: fit the Mamba-2 JEPA on a tokens artifact's training period.
+
+Artifact `jepa` (parents: tokens, dataset): `checkpoints/` (Orbax: params of the context
+encoder, predictor and EMA target encoder, plus optimizer state), `macro_scaler.json`.
+Metrics: the loss terms at the end of training, the representation's effective rank
+(RankMe) and per-dimension spread on the validation period, and linear probes from h_t to
+next-horizon realised volatility and return sign (fitted on training-period states, scored
+on validation-period states) beside the same probes on raw features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from strates.core import artifacts
+from strates.core.config import to_dict
+from strates.core.errors import ConfigError
+from strates.core.progress import NullReporter, Reporter
+from strates.core.workspace import Workspace
+from strates.jepa.config import Config
+
+STAGE = "jepa"
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    manifest: artifacts.Manifest
+    reused: bool
+
+
+def build_model(config: Config, *, n_assets: int, n_macro: int, vocab: int, seed: int):
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from strates.jepa.model import JEPA
+
+    m = config.model
+    return JEPA(
+        vocab=vocab, n_assets=n_assets, d_model=m.d_model, n_layers=m.n_layers, horizon=m.horizon,
+        d_pred=m.d_pred, pred_layers=m.pred_layers, d_state=m.d_state, head_dim=m.head_dim, expand=m.expand,
+        n_macro=n_macro, macro_heads=m.macro_heads, macro_every=m.macro_every, chunk=m.chunk,
+        dtype=jnp.bfloat16 if m.dtype == "bfloat16" else jnp.float32, ssd_impl=m.ssd_impl, rngs=nnx.Rngs(seed),
+    )
+
+
+def tau_schedule(config: Config):
+    """tau(step): cosine from ema.tau_start (step 0) to ema.tau_end (last step)."""
+    import jax.numpy as jnp
+
+    start, end, steps = config.ema.tau_start, config.ema.tau_end, max(1, config.train.steps - 1)
+
+    def tau(step):
+        frac = jnp.clip(step.astype(jnp.float32) / steps, 0.0, 1.0)
+        return end - (end - start) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+
+    return tau
+
+
+def make_loss(graphdef, config: Config, *, interval_s: float):
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from strates.jepa.jepa_loss import jepa_loss
+
+    loss = config.loss
+
+    def loss_fn(params, batch, key):
+        model = nnx.merge(graphdef, params)
+        interval = jnp.full(batch["tokens"].shape[:1], interval_s, jnp.float32)
+        return jepa_loss(
+            model, batch["tokens"], batch["assets"], batch["macro"], key=key, n_spans=loss.n_spans,
+            ctx_min=loss.ctx_min, pred_weight=loss.pred_weight, var_weight=loss.var_weight,
+            cov_weight=loss.cov_weight, distance=loss.distance, interval_s=interval,
+        )
+
+    return loss_fn
+
+
+def place(params, mesh):
+    """Shard params over `mesh` by their logical axes."""
+    import jax
+
+    from strates.jepa.model import param_shardings
+
+    return jax.device_put(params, param_shardings(params, mesh))
+
+
+def batch_placer(mesh, batch_size: int):
+    """batch dict -> arrays sharded along the batch axis over (data, fsdp)."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    split = mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
+    if batch_size % split:
+        raise ConfigError(
+            f"train.batch_size {batch_size} is not divisible by the data x fsdp mesh size {split}",
+            fix=f"use --set train.batch_size={max(split, batch_size // split * split)} or another --mesh",
+            field="train.batch_size",
+        )
+    sharding = NamedSharding(mesh, PartitionSpec(("data", "fsdp")))
+    return lambda batch: {k: jax.device_put(v, sharding) for k, v in batch.items()}
+
+
+def fit(config: Config, *, graphdef, params, batches, mesh, checkpoint_dir: str, interval_s: float, on_log=None,
+        stop_after=None):
+    """Train (resuming from `checkpoint_dir`) on `mesh`; returns the core TrainResult."""
+    import jax
+
+    from strates.core.train import train
+    from strates.jepa.jepa_loss import ema_target, target_mask
+
+    tau = tau_schedule(config)
+
+    put = batch_placer(mesh, config.train.batch_size)
+    with jax.set_mesh(mesh):
+        return train(
+            loss_fn=make_loss(graphdef, config, interval_s=interval_s), params=place(params, mesh),
+            batches=lambda s: put(batches(s)), config=config.train, checkpoint_dir=checkpoint_dir,
+            key=jax.random.key(config.train.seed), on_log=on_log, stop_after=stop_after,
+            frozen=target_mask(params), post_update=lambda p, step: ema_target(p, tau(step)),
+        )
+
+
+def run(
+    config: Config,
+    ws: Workspace,
+    *,
+    tokens: str = "latest",
+    topology: str = "cpu",
+    mesh: str | None = None,
+    force: bool = False,
+    reporter: Reporter | None = None,
+) -> Result:
+    """Train a JEPA on tokens `tokens` over the mesh of `topology`."""
+    import jax
+
+    from strates.core import topology as topo
+    from strates.jepa.data import MacroScaler, load_sequences, window_sampler
+
+    rep = reporter or NullReporter()
+    plan = topo.plan(topology, mesh=mesh)
+    device_mesh = topo.build_mesh(plan)  # a topology that does not match the devices fails first
+    tok = artifacts.resolve(ws, tokens, stage="tokens")
+    parents = {"tokens": tok.id, "dataset": tok.parents["dataset"]}
+    resolved = to_dict(config)
+    aid = artifacts.artifact_id(STAGE, resolved, parents)
+    if not force and (existing := artifacts.get(ws, STAGE, aid)) is not None:
+        return Result(existing, True)
+    t0 = time.perf_counter()
+    with rep.task("loading tokens and macro series"):
+        sequences, macro_names, dataset = load_sequences(ws, tok)
+    fold = next(f for f in dataset.summary["split"]["folds"] if f["name"] == tok.summary["fold"])
+    train_start, train_end = fold["train"]["start"], fold["train"]["end"]
+    scaler = MacroScaler.fit(sequences, macro_names, end=train_end)
+    interval_s = float(dataset.summary["interval_seconds"])
+    vocab = int(tok.summary["codebook_size"])
+
+    from flax import nnx
+
+    model = build_model(config, n_assets=len(sequences), n_macro=len(macro_names), vocab=vocab,
+                        seed=config.train.seed)
+    graphdef, params = nnx.split(model, nnx.Param)
+    batches = window_sampler(sequences, scaler, window=config.data.window, batch_size=config.train.batch_size,
+                             seed=config.train.seed, end=train_end)
+    writer = artifacts.begin(ws, STAGE, aid, resume=True)
+    ckpt = ws.local_path(writer.rel("checkpoints")) or ws.uri(writer.rel("checkpoints"))
+    steps = config.train.steps
+    with rep.task(f"training JEPA on {plan.topology.name} mesh {plan.mesh_str()} ({steps} steps)", total=steps) as update:
+        last = {"step": 0}
+
+        def on_log(step: int, metrics: dict) -> None:
+            update(step - last["step"], status=f"loss {metrics['loss']:.4f} pred {metrics['pred']:.4f} std {metrics['std']:.2f}")
+            last["step"] = step
+
+        result = fit(config, graphdef=graphdef, params=params, batches=batches, mesh=device_mesh,
+                     checkpoint_dir=ckpt, interval_s=interval_s, on_log=on_log)
+    if result.restored_from is not None:
+        rep.info(f"resumed from the checkpoint at step {result.restored_from}")
+    with rep.task("measuring the representation (RankMe, probes)"):
+        trained = nnx.merge(graphdef, jax.device_get(result.params))
+        metrics = evaluate(config, trained, sequences, scaler, fold, interval_s=interval_s)
+    last_log = result.history[-1] if result.history else {}
+    metrics["final"] = {k: last_log[k] for k in ("loss", "pred", "variance", "covariance", "cos", "std") if k in last_log}
+    metrics["steps"] = result.step
+    metrics["params"] = int(sum(np.prod(x.shape) for x in jax.tree.leaves(nnx.state(trained.context, nnx.Param))))
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    writer.write_bytes("macro_scaler.json", scaler.to_json())
+    writer.add_existing("checkpoints")
+    summary = {
+        "topology": plan.topology.name, "mesh": plan.mesh_str(), "assets": [s.asset for s in sequences],
+        "macro_series": list(macro_names), "codebook_size": vocab, "interval_seconds": interval_s,
+        "fold": fold["name"], "restored_from_step": result.restored_from, "history": result.history,
+    }
+    manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary,
+                             fitted={"train": {"start": train_start, "end": train_end}})
+    return Result(manifest, False)
+
+
+def embed_sequences(model, sequences, scaler, *, interval_s: float, encoder: str = "target") -> list[np.ndarray]:
+    """h_t for every bar of every sequence: [N_a, D] float32 per asset, unit norm."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def apply(state, tokens, assets, macro, interval):
+        return nnx.merge(graphdef, state).embed(tokens, assets, macro, interval_s=interval, encoder=encoder)
+
+    out = []
+    for s in sequences:
+        n = len(s.codes)
+        padded = max(1024, math.ceil(n / 1024) * 1024)  # causal: right padding changes nothing before n
+        codes = np.zeros((1, padded), np.int32)
+        codes[0, :n] = s.codes
+        macro = np.zeros((1, padded, len(scaler.names)), np.float32)
+        macro[0, :n] = scaler.apply(s.macro)
+        h = apply(state, codes, np.array([s.index], np.int32), macro, jnp.full((1,), interval_s, jnp.float32))
+        out.append(np.asarray(h[0, :n], np.float32))
+    return out
+
+
+def evaluate(config: Config, model, sequences, scaler, fold, *, interval_s: float) -> dict[str, Any]:
+    """RankMe and per-dimension std on the validation period; probes vs raw features."""
+    from strates.jepa.probe import forward_targets, probe_report, rankme, trailing_window
+
+    states = embed_sequences(model, sequences, scaler, interval_s=interval_s)
+
+    def window(name):
+        return (np.datetime64(fold[name]["start"].replace(tzinfo=None), "us"),
+                np.datetime64(fold[name]["end"].replace(tzinfo=None), "us"))
+
+    (tr0, tr1), (va0, va1) = window("train"), window("validation")
+    skip = config.loss.ctx_min  # the first bars have too little history to judge
+    parts: dict[str, dict[str, list]] = {p: {"h": [], "raw": [], "raw_window": [], "vol": [], "sign": []}
+                                         for p in ("train", "validation")}
+    for s, h in zip(sequences, states, strict=True):
+        vol, sign = forward_targets(s.log_returns, config.probe.horizon)
+        raw_win = trailing_window(s.features, config.probe.raw_window)
+        idx = np.arange(len(s.ts))
+        for name, (a, b) in (("train", (tr0, tr1)), ("validation", (va0, va1))):
+            mask = (s.ts >= a) & (s.ts < b) & (idx >= skip) & np.isfinite(vol)
+            if name == "train":  # a training target may not reach into the validation period
+                horizon_end = np.minimum(idx + config.probe.horizon, len(s.ts) - 1)
+                mask &= s.ts[horizon_end] < b
+            for key, values in (("h", h), ("raw", s.features), ("raw_window", raw_win), ("vol", vol), ("sign", sign)):
+                parts[name][key].append(values[mask])
+    cat = {p: {k: np.concatenate(v) for k, v in d.items()} for p, d in parts.items()}
+    val_h = cat["validation"]["h"]
+    report = probe_report(
+        {name: (cat["train"][name], cat["validation"][name]) for name in ("h", "raw", "raw_window")},
+        (cat["train"]["vol"], cat["train"]["sign"]), (cat["validation"]["vol"], cat["validation"]["sign"]),
+    )
+    std = val_h.std(axis=0)
+    return {
+        "rankme": rankme(val_h),
+        "embedding_dims": int(val_h.shape[1]),
+        "per_dim_std": {"mean": float(std.mean()), "min": float(std.min()), "max": float(std.max())},
+        "probe": report,
+    }

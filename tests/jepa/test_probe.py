@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import numpy as np
+
+from strates.jepa.probe import forward_targets, logistic_accuracy, rankme, ridge_r2, trailing_window
+
+
+def test_rankme_spans_collapse_to_full_rank():
+    rng = np.random.default_rng(0)
+    full = rng.normal(size=(2000, 16))
+    line = np.outer(rng.normal(size=2000), rng.normal(size=16))
+    assert rankme(full) > 14
+    assert rankme(line) < 1.1
+    two = np.hstack([rng.normal(size=(2000, 2)), np.zeros((2000, 14))])
+    assert 1.8 < rankme(two) < 2.05
+
+
+def test_forward_targets_by_hand():
+    r = np.array([0.1, -0.2, 0.3, 0.0, 0.05])
+    vol, sign = forward_targets(r, 2)
+    assert np.isclose(vol[0], 0.5 * np.log((0.04 + 0.09) / 2))  # bars 1 and 2
+    assert sign[0] == 1.0 and sign[1] == 1.0 and sign[2] == 1.0
+    assert np.isnan(vol[3]) and np.isnan(sign[4])  # the horizon runs past the end
+
+
+def test_probes_find_linear_signal_and_not_noise():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4000, 5))
+    y = x @ np.array([1.0, -2.0, 0.0, 0.5, 0.0]) + 0.1 * rng.normal(size=4000)
+    assert ridge_r2(x[:3000], y[:3000], x[3000:], y[3000:]) > 0.99
+    assert ridge_r2(x[:3000], rng.normal(size=3000), x[3000:], rng.normal(size=1000)) < 0.01
+    labels = (y > 0).astype(float)
+    assert logistic_accuracy(x[:3000], labels[:3000], x[3000:], labels[3000:]) > 0.95
+
+
+def test_trailing_window_is_causal():
+    x = np.arange(12, dtype=float).reshape(6, 2)
+    w = trailing_window(x, 3)
+    assert w.shape == (6, 6)
+    assert list(w[4]) == [8, 9, 6, 7, 4, 5]
+    assert list(w[0]) == [0, 1, 0, 0, 0, 0]

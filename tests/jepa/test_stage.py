@@ -1,0 +1,108 @@
+"""Strate II end to end: sharded training equivalence, the debug pipeline, the TPU dry run."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+from typer.testing import CliRunner
+
+from chaos_cli.app import app
+from strates.core import topology as topo
+from strates.core.config import apply_overrides, merge_presets
+from strates.core.workspace import Workspace
+from strates.data.config import Config as IngestConfig
+from strates.data.embedded import EmbeddedSpec
+from strates.data.ingest import run as ingest
+from strates.fsq import PRESETS as FSQ_PRESETS
+from strates.fsq import Config as FsqConfig
+from strates.fsq import run as tokenize
+from strates.jepa import PRESETS, Config, run
+from strates.jepa.plan import dry_run
+from strates.jepa.stage import build_model, fit
+
+DEBUG = merge_presets(Config(), PRESETS, ["debug"])
+
+
+def _batches(step: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(step)
+    return {
+        "tokens": rng.integers(0, 64, size=(8, 64)).astype(np.int32),
+        "assets": rng.integers(0, 3, size=8).astype(np.int32),
+        "macro": rng.normal(size=(8, 64, 2)).astype(np.float32),
+    }
+
+
+def test_one_device_and_eight_devices_train_the_same(tmp_path, mesh="data=2,fsdp=4"):
+    cfg = apply_overrides(DEBUG, ["train.steps=3", "train.log_every=1", "train.warmup_steps=1"])
+
+    def train_on(plan, name):
+        model = build_model(cfg, n_assets=3, n_macro=2, vocab=64, seed=0)
+        graphdef, params = nnx.split(model, nnx.Param)
+        result = fit(cfg, graphdef=graphdef, params=params, batches=_batches, mesh=topo.build_mesh(plan),
+                     checkpoint_dir=str(tmp_path / name), interval_s=3600.0)
+        return [h["loss"] for h in result.history], result
+
+    one, _ = train_on(topo.plan("cpu", devices=1), "one")
+    eight, result = train_on(topo.plan("cpu", mesh=mesh), "eight")
+    assert len(one) == 3
+    np.testing.assert_allclose(eight, one, rtol=2e-4)
+    # the params really were spread over the 8 devices
+    leaf = max(jax.tree.leaves(result.params), key=lambda x: x.size)
+    assert len(leaf.sharding.device_set) == 8
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    ingest(IngestConfig(embedded=EmbeddedSpec(assets=2, bars=700)), ws)
+    tokenize(merge_presets(FsqConfig(), FSQ_PRESETS, ["debug"]), ws)
+    return ws, run(DEBUG, ws)
+
+
+def test_debug_pipeline_writes_a_jepa_artifact(pipeline):
+    ws, result = pipeline
+    m = result.manifest
+    assert m.stage == "jepa" and set(m.parents) == {"tokens", "dataset"}
+    assert m.metrics["steps"] == DEBUG.train.steps
+    assert 1.0 < m.metrics["rankme"] <= m.metrics["embedding_dims"] == DEBUG.model.d_model
+    probe = m.metrics["probe"]
+    for name in ("h", "raw", "raw_window"):
+        assert -1.0 < probe[name]["vol_r2"] < 1.0 and 0.0 < probe[name]["sign_accuracy"] < 1.0
+    tokens_fold = m.summary["fold"]
+    assert tokens_fold == "holdout" and "train" in m.fitted
+    assert any(n.startswith("checkpoints/") for n in m.files) and "macro_scaler.json" in m.files
+    assert m.summary["macro_series"] == ["cot_net", "cpi_yoy", "rate_10y"]
+    again = run(DEBUG, ws)
+    assert again.reused and again.manifest.id == m.id
+
+
+def test_cli_train_jepa_json(pipeline):
+    ws, result = pipeline
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "--json", "train-jepa", "--preset", "debug"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["reused"] and out["ref"] == result.manifest.ref
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "train-jepa", "--preset", "debug", "--topology", "v6e-64"])
+    assert res.exit_code == 4 and "v6e-64" in res.stderr
+
+
+def test_tpu_preset_dry_run_plans_without_devices():
+    cfg = merge_presets(Config(), PRESETS, ["v6e-36m"])
+    report = dry_run(cfg, topology="v6e-64", measure_activations=False)
+    assert report["plan"]["devices"] == 64 and report["plan"]["shape"] == [8, 8, 1]
+    assert 30e6 < report["params"]["context_encoder"] < 45e6  # the ~36M-parameter preset
+    assert report["batch"]["per_device"] == 4
+    gib = report["per_device_gib"]
+    # fsdp=8 shards the big matrices 8 ways: per-device params are far below the full size
+    full = report["params"]["total"] * 4 / 2**30
+    assert gib["params"] < full / 4
+    assert gib["optimizer"] > gib["params"]  # two moments for the trained (non-target) params
+    res = CliRunner().invoke(app, ["train-jepa", "--preset", "debug", "--topology", "v6e-64", "--dry-run", "--json"])
+    assert res.exit_code == 0, res.stderr
+    planned = json.loads(res.stdout)
+    assert planned["per_device_gib"]["activations"] > 0 and planned["fits"] is True
