@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(CHAOS) ingest
 	$(CHAOS) tokenize
+	$(CHAOS) train-jepa
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -30,6 +31,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/tokenize.py
+	$(PY) benchmarks/ssd.py
 
 completions: $(STAMP)
 	for sh in bash zsh fish; do $(CHAOS) completion $$sh > completions/chaos.$$sh; done
