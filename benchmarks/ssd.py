@@ -11,7 +11,9 @@ At batch 2, 8 heads x 64 channels, state 64, one group (G = 1), fp32, for L in -
   and the achieved rate as a share of this machine's fp32 matmul peak, measured in the same run
   (best of jitted square matmuls 1024-2048, before and after the SSD timings);
 - decode: `ssd_step` time after prefilling 128, 1024 and 8192 steps (should be flat);
-- which form `ssd(impl="auto")` picks for inference and training, against which is faster.
+- which form `ssd(impl="auto")` picks (one rule for inference and training), against which is
+  fastest at each L. "chunked" runs the default schedule for the backend ("sequential" on
+  CPU); "chunked_parallel" the other one, for comparison.
 
 Targets at L = 2048: chunked fwd+bwd >= 10x faster than the reference, temp memory <= 1/10 of
 the reference's, fwd+bwd >= 30% of the matmul peak.
@@ -115,7 +117,7 @@ def measure(forms: dict, inputs, weights, repeats: int, backward: dict) -> dict:
 
     Everything is compiled first; then the timed calls are interleaved round by round across
     forms, and each keeps its best, so that load from other processes hits all forms alike
-    (forward: 3 x `repeats` rounds, forward+backward: `repeats`).
+    (3 x `repeats` rounds; the reference's forward+backward, which is slow, in `repeats` of them).
     """
     args = (*inputs, *weights)
     runs, out = [], {}
@@ -131,9 +133,9 @@ def measure(forms: dict, inputs, weights, repeats: int, backward: dict) -> dict:
     best = {}
     for name, key, fn, fn_args in runs:  # warm-up
         jax.block_until_ready(fn(*fn_args))
-    for i in range(3 * repeats):  # forwards are cheap: three times as many rounds
+    for i in range(3 * repeats):  # the reference's backward is slow: it runs every third round
         for name, key, fn, fn_args in runs:
-            if key == "fwd_bwd_ms" and i % 3:
+            if name == "reference" and key == "fwd_bwd_ms" and i % 3:
                 continue
             start = time.perf_counter()
             jax.block_until_ready(fn(*fn_args))
@@ -171,17 +173,29 @@ def decode_times(args, prefills, repeats: int) -> dict:
     Bs = jax.random.normal(k[2], (256, b, g, n)) / n**0.5
     Cs = jax.random.normal(k[3], (256, b, g, n)) / n**0.5
     prefill = jax.jit(lambda *a: ssd_chunked(*a, chunk=args.chunk))
-    out = {}
+    calls = {}
     for length in prefills:
         (x, dt, A, B, C, D), _ = make_inputs(b, length, h, p, g, n, seed=length)
         _, state = prefill(x, dt, A, B, C, D)
-        one = (state, xs[0], dts[0], A, Bs[0], Cs[0], D)
-        out[str(length)] = {
-            "step_call_us": round(best_time(step, one, max(repeats, 50)) * 1e6, 1),
-            "step_in_scan_us": round(best_time(many, (state, xs, dts, A, Bs, Cs, D), repeats) / 256 * 1e6, 2),
+        calls[str(length)] = {
+            "step_call_us": (step, (state, xs[0], dts[0], A, Bs[0], Cs[0], D), 1),
+            "step_in_scan_us": (many, (state, xs, dts, A, Bs, Cs, D), 256),
         }
-    calls = [v["step_in_scan_us"] for v in out.values()]
-    return {"by_prefill_length": out, "max_over_min_in_scan": round(max(calls) / min(calls), 2)}
+    best: dict = {}
+    for fn, fn_args, _ in (c for row in calls.values() for c in row.values()):
+        jax.block_until_ready(fn(*fn_args))
+    for _ in range(max(10 * repeats, 100)):  # interleaved across history lengths
+        for length, row in calls.items():
+            for key, (fn, fn_args, steps) in row.items():
+                start = time.perf_counter()
+                jax.block_until_ready(fn(*fn_args))
+                seconds = (time.perf_counter() - start) / steps
+                best[length, key] = min(best.get((length, key), float("inf")), seconds)
+    out = {length: {key: round(best[length, key] * 1e6, 2) for key in row} for length, row in calls.items()}
+    in_scan = [v["step_in_scan_us"] for v in out.values()]
+    return {"by_prefill_length": out, "max_over_min_in_scan": round(max(in_scan) / min(in_scan), 2),
+            "note": "step_call_us includes Python dispatch; step_in_scan_us is one step inside a jitted "
+                    "256-step scan"}
 
 
 def main() -> None:
@@ -265,8 +279,8 @@ def main() -> None:
 
     auto = {
         "backend": backend,
-        "inference_pick": resolve_impl("auto", for_training=False),
-        "training_pick": resolve_impl("auto", for_training=True),
+        "pick_inference_and_training": resolve_impl("auto"),
+        "which_runs_form": {"xla": "chunked", "pallas": "pallas", "reference": "reference"}[resolve_impl("auto")],
         "fastest_forward_by_L": {k: fastest(k, "fwd_ms") for k in map(str, lengths)},
         "fastest_fwd_bwd_by_L": {k: fastest(k, "fwd_bwd_ms") for k in map(str, lengths)},
     }

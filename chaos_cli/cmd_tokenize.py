@@ -76,4 +76,4 @@ def _print_summary(env, ws, result) -> None:
     verb = "reused" if result.reused_tokens else "wrote"
     out.print(f"{verb} [bold]{tokens.ref}[/]: {tokens.metrics['tokens']:,} tokens at {ws.uri(tokens.stage, tokens.id)}",
               highlight=False)
-    out.print(f"next: chaos show {tokens.ref}", highlight=False)
+    out.print(f"next: chaos train-jepa --tokens {tokens.id}", highlight=False)

@@ -37,6 +37,10 @@ Padding L up to a multiple of Q uses dt = 0 (and zero x, B, C): `exp(0 * A) = 1`
 
 Accumulation is float32 (`preferred_element_type`); for 16-bit inputs the matmul operands stay
 16-bit, decays and the carried state are always float32.
+
+Sharding: under a mesh with Explicit axes (sharding in the types) the scan runs inside
+`shard_map` on each device's batch rows, other axes gathered (`per_batch_shard`); with no mesh
+or Auto axes, XLA's partitioner handles the plain ops.
 """
 
 from __future__ import annotations
@@ -91,6 +95,33 @@ def _compute_dtype(dtype):
     return dtype if jnp.dtype(dtype).itemsize == 2 else _F32
 
 
+def per_batch_shard(core, mesh, x, dt, A, B, C, initial_state):
+    """`core(x, dt, A, B, C, initial_state) -> (y, final)` under `shard_map`, per batch shard.
+
+    The scan is independent per batch row, so running it on each device's rows is exact. The
+    batch axis keeps x's batch sharding; every other axis (L, heads, ...) is gathered first,
+    which keeps the kernels free of sharding rules. A, and D outside, are replicated.
+    """
+    rows = jax.sharding.PartitionSpec(jax.typeof(x).sharding.spec[0])
+    whole = jax.sharding.PartitionSpec()
+    args = [x, dt, A, B, C] + ([] if initial_state is None else [initial_state])
+    specs = [rows, rows, whole, rows, rows] + ([] if initial_state is None else [rows])
+    args = [jax.sharding.reshard(t, spec) for t, spec in zip(args, specs, strict=True)]
+
+    def local(*a):
+        return core(*a[:5], a[5] if len(a) > 5 else None)
+
+    # check_vma=False: pallas_call outputs, and the scans' zero carries, have no varying-axes type.
+    return jax.shard_map(local, mesh=mesh, in_specs=tuple(specs), out_specs=(rows, rows), check_vma=False)(*args)
+
+
+def _explicit_mesh():
+    """The context mesh if any of its axes is Explicit (sharding in the types), else None."""
+    mesh = jax.sharding.get_abstract_mesh()
+    explicit = jax.sharding.AxisType.Explicit
+    return None if mesh.empty or explicit not in tuple(mesh.axis_types) else mesh
+
+
 def ssd_chunked(x, dt, A, B, C, D=None, *, chunk: int = 64, initial_state=None, schedule: str = "auto"):
     """The SSD scan by chunks of `chunk` steps (same arguments and results as `ssd_reference`).
 
@@ -111,7 +142,17 @@ def ssd_chunked(x, dt, A, B, C, D=None, *, chunk: int = 64, initial_state=None, 
     """
     check_inputs(x, dt, A, B, C, D, initial_state, chunk=chunk)
     length = x.shape[1]
-    y, final = ssd_chunked_core(x, dt, A, B, C, initial_state, chunk=chunk, schedule=schedule)
+    chunk = max(1, min(chunk, length))  # a sequence shorter than one chunk is one chunk: no padding
+    schedule = resolve_schedule(schedule)
+
+    def core(x, dt, A, B, C, s0):
+        return ssd_chunked_core(x, dt, A, B, C, s0, chunk=chunk, schedule=schedule)
+
+    mesh = _explicit_mesh()
+    if mesh is None:  # no mesh, or one with Auto axes: XLA's partitioner shards the plain ops
+        y, final = core(x, dt, A, B, C, initial_state)
+    else:  # explicit sharding: run on local rows, so no op needs an output-sharding rule
+        y, final = per_batch_shard(core, mesh, x, dt, A, B, C, initial_state)
     y = y[:, :length]
     if D is not None:
         y = y + x.astype(_F32) * D.astype(_F32)[:, None]
@@ -125,7 +166,7 @@ SCHEDULES = {
     "Fastest on CPU, lightest in memory.",
     "parallel": "all chunks' intra-chunk and chunk-state matmuls at once, then a short lax.scan "
     "passing states across chunks, then the carried-state term: more parallel work per op, "
-    "for accelerators. Plain autodiff stores O(L Q H) residuals.",
+    "meant for accelerators (not yet timed on one). Plain autodiff stores O(L Q H) residuals.",
 }
 
 
@@ -178,6 +219,8 @@ def _sequential(x, dt, A, B, C, initial_state, q: int):
 
     @jax.checkpoint
     def one_chunk(s, inputs):  # s: [b, h, p, n], the state entering this chunk
+        # The barrier materialises this chunk's slices: without it XLA fuses the scan's
+        # dynamic-slice into the [Q, Q] exp loop below, which then runs ~10x slower on CPU.
         xk, dtk, ak, Bk, Ck = jax.lax.optimization_barrier(inputs)
         a_last = ak[..., -1:]  # [b, h, 1]
         xdt = xk.astype(_F32) * dtk[..., None]  # [b, h, q, p]
@@ -208,8 +251,9 @@ def _parallel(x, dt, A, B, C, initial_state, q: int):
     cdt = _compute_dtype(x.dtype)
     mm = dict(preferred_element_type=_F32)
 
-    dtc = dt.astype(_F32).reshape(b, nc, q, g, r)
-    xdt = (x.astype(_F32).reshape(b, nc, q, g, r, p) * dtc[..., None]).astype(cdt)  # [b,c,q,g,r,p]
+    # Reshapes split one axis at a time, which explicit (batch-)sharding can follow.
+    dtc = dt.astype(_F32).reshape(b, nc, q, h).reshape(b, nc, q, g, r)
+    xdt = (x.astype(_F32).reshape(b, nc, q, h, p).reshape(b, nc, q, g, r, p) * dtc[..., None]).astype(cdt)
     Bc = B.astype(cdt).reshape(b, nc, q, g, n)
     Cc = C.astype(cdt).reshape(b, nc, q, g, n)
     # Within-chunk cumulative log-decay, heads-major for the [Q, Q] work: [b, c, g, r, q].
@@ -244,5 +288,5 @@ def _parallel(x, dt, A, B, C, initial_state, q: int):
     y_off = jnp.einsum("bcign,cbgrpn->bcigrp", Cc, s_in.astype(cdt), **mm)
     y_off = y_off * jnp.moveaxis(jnp.exp(a_cum), -1, 2)[..., None]
 
-    y = (y_diag + y_off).reshape(b, nc * q, h, p)
+    y = (y_diag + y_off).reshape(b, nc, q, h, p).reshape(b, nc * q, h, p)
     return y, final.reshape(b, h, p, n)

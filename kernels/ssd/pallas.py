@@ -32,6 +32,9 @@ reference; its native lowering to Mosaic (TPU) and Triton (GPU) is checked witho
 (tests lower it for an abstract TPU v5e and H100), but it has not yet been run or timed on an
 accelerator here.
 
+Sharding: a pallas_call is one opaque program, so under any mesh it runs inside `shard_map`
+on each device's batch rows (`kernels.ssd.chunked.per_batch_shard`).
+
 Sizes: each program holds its (b, h) slice of the whole padded sequence as blocks (x and y
 [Lp, P], B and C [Lp, N]): at L = 8192, P = N = 64, fp32 that is 2 MiB per block, about 16 MiB
 double-buffered, which is at or above the default scoped-VMEM limit of some TPUs. Longer
@@ -47,7 +50,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from kernels.ssd.chunked import _compute_dtype, check_inputs, pad_to_chunks, ssd_chunked_core
+from kernels.ssd.chunked import _compute_dtype, check_inputs, pad_to_chunks, per_batch_shard, ssd_chunked_core
 
 _F32 = jnp.float32
 
@@ -143,6 +146,7 @@ def ssd_pallas(x, dt, A, B, C, D=None, *, chunk: int = 64, initial_state=None, i
       x, dt, A, B, C, D, initial_state: as in `kernels.ssd.reference.ssd_reference`.
       chunk: Q, steps per chunk inside the kernel; any L works (padded with dt = 0).
       interpret: run the kernel in Pallas interpret mode; None = when the default backend is CPU.
+        On GPU (Triton) keep chunk, P and N powers of two >= 16, as `tl.dot` wants.
 
     Returns:
       (y [B, L, H, P] in x.dtype, final_state [B, H, P, N] float32). Differentiable: the
@@ -151,10 +155,18 @@ def ssd_pallas(x, dt, A, B, C, D=None, *, chunk: int = 64, initial_state=None, i
     check_inputs(x, dt, A, B, C, D, initial_state, chunk=chunk)
     if interpret is None:
         interpret = jax.default_backend() == "cpu"
-    b, _, h, p = x.shape
+    _, _, h, p = x.shape
     n = B.shape[-1]
-    s0 = jnp.zeros((b, h, p, n), _F32) if initial_state is None else initial_state
-    y, final = _ssd_pallas_core(x, dt, A, B, C, s0, chunk, bool(interpret))
+
+    def core(x, dt, A, B, C, s0):
+        s0 = jnp.zeros((x.shape[0], h, p, n), _F32) if s0 is None else s0
+        return _ssd_pallas_core(x, dt, A, B, C, s0, chunk, bool(interpret))
+
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        y, final = core(x, dt, A, B, C, initial_state)
+    else:  # a pallas_call is one opaque program: under a mesh it must see local arrays
+        y, final = per_batch_shard(core, mesh, x, dt, A, B, C, initial_state)
     if D is not None:
         y = y + x.astype(_F32) * D.astype(_F32)[:, None]
     return y.astype(x.dtype), final

@@ -28,6 +28,9 @@ from strates.data.ingest import run as ingest
 from strates.fsq import PRESETS, Config, run
 from strates.fsq.stage import load_tokens
 
+# one worker runs this file, so the module-scoped pipeline is built once
+pytestmark = pytest.mark.xdist_group("fsq_stage")
+
 DEBUG = merge_presets(Config(), PRESETS, ["debug"])
 SPEC = EmbeddedSpec(assets=2, bars=700)
 

@@ -24,6 +24,9 @@ from strates.jepa import PRESETS, Config, run
 from strates.jepa.plan import dry_run
 from strates.jepa.stage import build_model, fit
 
+# one worker runs this file, so the module-scoped pipeline is built once
+pytestmark = pytest.mark.xdist_group("jepa_stage")
+
 DEBUG = merge_presets(Config(), PRESETS, ["debug"])
 
 

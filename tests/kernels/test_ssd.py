@@ -122,6 +122,23 @@ def test_chunk_edge_cases(form, chunk):
     assert_matches(got, reference_run("b1-g1", "float32", False), TOL["float32"])
 
 
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "initial-state"])
+@pytest.mark.parametrize("form", ["chunked-sequential", "chunked-parallel", "pallas"])
+def test_explicitly_sharded_matches_reference(form, with_state):
+    """Under an explicit mesh (batch on `data`, heads on `model`) each form runs per batch shard."""
+    mesh = jax.make_mesh((4, 2), ("data", "model"), axis_types=(jax.sharding.AxisType.Explicit,) * 2)
+    shape = (4, 9, 2, 4, 1, 3)
+    inputs = make_inputs(shape, jnp.float32, with_state=with_state)
+    want = run(ssd_reference, inputs)
+    P = jax.sharding.PartitionSpec
+    with jax.set_mesh(mesh):
+        specs = (P("data", None, "model"), P("data"), P(), P("data"), P("data"), P(), P("data"))
+        sharded = [None if t is None else jax.device_put(t, jax.NamedSharding(mesh, spec))
+                   for t, spec in zip(inputs, specs, strict=True)]
+        got = run(FORMS[form], tuple(sharded), chunk=4)
+    assert_matches(got, want, TOL["float32"])
+
+
 @pytest.mark.parametrize("steps", [1, 5])
 def test_prefill_then_step_equals_full_scan(steps):
     """Chunked prefill of L - k steps, then k `ssd_step`s from its final state == one full scan."""
@@ -164,22 +181,14 @@ def test_step_rejects_mismatched_shapes():
 def test_dispatch_named_impls_match_reference(impl):
     x, dt, A, B, C, D, _ = make_inputs((1, 9, 2, 4, 1, 3), jnp.float32)
     y_ref, final_ref = ssd_reference(x, dt, A, B, C, D)
-    y, final = ssd(x, dt, A, B, C, D, chunk=4, impl=impl, for_training=False)
+    y, final = ssd(x, dt, A, B, C, D, chunk=4, impl=impl)
     assert_close(y, y_ref, 1e-4, f"{impl} y")
     assert_close(final, final_ref, 1e-4, f"{impl} final state")
 
 
-@pytest.mark.parametrize(
-    ("backend", "for_training", "expected"),
-    [
-        ("tpu", True, "pallas"),
-        ("gpu", False, "pallas"),
-        ("cpu", True, "xla"),
-        ("cpu", False, "xla"),
-    ],
-)
-def test_auto_rule(backend, for_training, expected):
-    assert resolve_impl("auto", backend=backend, for_training=for_training) == expected
+@pytest.mark.parametrize(("backend", "expected"), [("tpu", "pallas"), ("gpu", "pallas"), ("cpu", "xla")])
+def test_auto_rule(backend, expected):
+    assert resolve_impl("auto", backend=backend) == expected
     assert resolve_impl("reference", backend=backend) == "reference"  # a named impl is taken as is
 
 
