@@ -15,19 +15,24 @@ Prints one JSON object on stdout.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import datetime as dt
-import json
 import os
-import platform
-import shutil
 import sys
-import tempfile
-import time
 
-import numpy as np
-import polars as pl
+# Run as a script, this folder is sys.path[0], and benchmarks/tokenize.py would shadow the
+# standard library's `tokenize`: put the repository root there instead.
+sys.path[0] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
 
 
 def make_csv(path: str, rows: int, assets: int, seed: int = 0) -> None:

@@ -42,39 +42,11 @@ import jax.numpy as jnp  # noqa: E402
 
 from kernels.ssd import resolve_impl, ssd_chunked, ssd_pallas, ssd_reference, ssd_step  # noqa: E402
 from kernels.ssd.chunked import resolve_schedule  # noqa: E402
+from strates.core.perf import best_time, flops_of, matmul_peak  # noqa: E402
 
 
 def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
-
-
-def best_time(fn, args, repeats: int) -> float:
-    """Best wall time in seconds of `fn(*args)` over `repeats` runs, after one warm-up."""
-    jax.block_until_ready(fn(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def flops_of(compiled) -> float | None:
-    cost = compiled.cost_analysis()
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0] if cost else {}
-    return float(cost.get("flops", 0.0)) if cost else None
-
-
-def matmul_peak(repeats: int) -> dict:
-    """Best fp32 GFLOP/s of jitted square matmuls."""
-    rates = {}
-    for n in (1024, 1536, 2048):
-        a = jax.random.normal(jax.random.key(n), (n, n), jnp.float32)
-        b = jax.random.normal(jax.random.key(n + 1), (n, n), jnp.float32)
-        mm = jax.jit(jnp.matmul)
-        rates[n] = 2 * n**3 / best_time(mm, (a, b), max(2 * repeats, 10)) / 1e9
-    return {"gflops": max(rates.values()), "by_size": {str(n): round(r, 1) for n, r in rates.items()}}
 
 
 def make_inputs(batch, length, heads, head_dim, groups, state, seed=0):

@@ -15,52 +15,23 @@ Prints one JSON object on stdout.
 
 from __future__ import annotations
 
+import os
 import sys
 
 # Run as a script, this file's folder comes first on sys.path, and the file's name would
-# shadow the standard library's `tokenize` (imported by logging, and so by JAX).
-if sys.path and sys.path[0] == __import__("os").path.dirname(__import__("os").path.abspath(__file__)):
-    sys.path.pop(0)
+# shadow the standard library's `tokenize` (imported by logging, and so by JAX): put the
+# repository root there instead.
+sys.path[0] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
-import argparse
-import json
-import os
-import platform
-import time
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
-
-def timeit(fn, *args, repeats: int) -> float:
-    """Best wall time of `fn(*args)` over `repeats` calls, after a warm-up call."""
-    jax.block_until_ready(fn(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def flops_of(jitted, *args) -> float:
-    cost = jitted.lower(*args).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost["flops"])
-
-
-def matmul_peak(repeats: int) -> dict:
-    best = {"flops_per_s": 0.0}
-    for n in (1024, 1536, 2048):
-        a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-        b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-        f = jax.jit(lambda x, y: x @ y)
-        seconds = timeit(f, a, b, repeats=repeats)
-        rate = 2.0 * n**3 / seconds
-        if rate > best["flops_per_s"]:
-            best = {"flops_per_s": rate, "n": n, "seconds": seconds}
-    return best
+from strates.core.perf import best_time, flops_of, matmul_peak  # noqa: E402
 
 
 def main() -> None:
@@ -90,8 +61,9 @@ def main() -> None:
         return idx
 
     peak = matmul_peak(max(5, args.repeats // 2))
-    enc_s = timeit(encode, params, x, repeats=args.repeats)
-    enc_flops = flops_of(encode, params, x)
+    peak["flops_per_s"] = peak["gflops"] * 1e9
+    enc_s = best_time(encode, (params, x), args.repeats)
+    enc_flops = flops_of(encode.lower(params, x).compile())
 
     window = config.data.window
     batch = jax.random.normal(jax.random.key(3), (config.train.batch_size, window, len(FEATURES)), jnp.float32)
@@ -99,8 +71,8 @@ def main() -> None:
     loss_fn = make_loss(graphdef, config)
     state = TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
     step = jax.jit(lambda s, b: train_step(s, b, key=jax.random.key(0), loss_fn=loss_fn, optimizer=optimizer))
-    step_s = timeit(step, state, batch, repeats=args.repeats)
-    step_flops = flops_of(step, state, batch)
+    step_s = best_time(step, (state, batch), args.repeats)
+    step_flops = flops_of(step.lower(state, batch).compile())
 
     bars = args.batch * args.length
     result = {
@@ -108,7 +80,7 @@ def main() -> None:
         "preset": args.preset,
         "params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params))),
         "matmul_peak_gflops": round(peak["flops_per_s"] / 1e9, 1),
-        "matmul_peak_n": peak["n"],
+        "matmul_peak_by_size": peak["by_size"],
         "encode": {
             "batch": args.batch, "length": args.length, "seconds": round(enc_s, 5),
             "bars_per_s": round(bars / enc_s),
