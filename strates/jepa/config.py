@@ -87,7 +87,8 @@ class Config:
     data: DataConfig = DataConfig()
     probe: ProbeConfig = ProbeConfig()
     train: TrainConfig = TrainConfig(
-        steps=300, batch_size=16, learning_rate=1e-3, warmup_steps=30, checkpoint_every=100, log_every=10
+        steps=300, batch_size=16, learning_rate=1e-3, warmup_steps=30, checkpoint_every=100, log_every=10,
+        max_to_keep=3,
     )
 
     def __post_init__(self):

@@ -95,29 +95,34 @@ def load_sequences(ws: Workspace, tokens: artifacts.Manifest) -> tuple[list[Sequ
 
 
 def window_sampler(
-    sequences: list[Sequence], scaler: MacroScaler, *, window: int, batch_size: int, seed: int, end: dt.datetime
+    sequences: list[Sequence], scaler: MacroScaler, *, window: int, batch_size: int, seed: int, end: dt.datetime,
+    start: dt.datetime | None = None,
 ) -> Callable[[int], dict[str, np.ndarray]]:
     """batches(step) -> {"tokens" [B, T] int32, "assets" [B] int32, "macro" [B, T, M] float32}:
-    windows that end before `end` (the training period), drawn uniformly over positions,
-    a pure function of (seed, step)."""
+    windows inside [start, end) (the training period by default: from the first bar),
+    drawn uniformly over positions, a pure function of (seed, step)."""
     cut = np.datetime64(end.replace(tzinfo=None), "us")
-    usable = [(s, int((s.ts < cut).sum())) for s in sequences]
-    usable = [(s, n) for s, n in usable if n >= window]
+    first = None if start is None else np.datetime64(start.replace(tzinfo=None), "us")
+    spans = []
+    for s in sequences:
+        lo = 0 if first is None else int(np.searchsorted(s.ts, first))
+        spans.append((s, lo, int(np.searchsorted(s.ts, cut))))
+    usable = [(s, lo, hi - lo) for s, lo, hi in spans if hi - lo >= window]
     if not usable:
         from strates.core.errors import InvalidInput
 
         raise InvalidInput(
-            f"no asset has {window} bars in the training period", rule="too-few-bars",
+            f"no asset has {window} bars in the period", rule="too-few-bars",
             fix="use a shorter window (--set data.window=...) or a dataset with a longer training period",
         )
-    counts = np.array([n - window + 1 for _, n in usable], np.float64)
+    counts = np.array([n - window + 1 for _, _, n in usable], np.float64)
     weights = counts / counts.sum()
-    macro = [scaler.apply(s.macro) for s, _ in usable]
+    macro = [scaler.apply(s.macro) for s, _, _ in usable]
 
     def batches(step: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([seed, step])
         picks = rng.choice(len(usable), size=batch_size, p=weights)
-        starts = [int(rng.integers(0, counts[p])) for p in picks]
+        starts = [usable[p][1] + int(rng.integers(0, counts[p])) for p in picks]
         return {
             "tokens": np.stack([usable[p][0].codes[a : a + window] for p, a in zip(picks, starts)]),
             "assets": np.array([usable[p][0].index for p in picks], np.int32),

@@ -181,9 +181,15 @@ def run(
                      checkpoint_dir=ckpt, interval_s=interval_s, on_log=on_log)
     if result.restored_from is not None:
         rep.info(f"resumed from the checkpoint at step {result.restored_from}")
+    with rep.task("selecting the checkpoint with the lowest validation loss"):
+        val_batches = window_sampler(sequences, scaler, window=config.data.window, batch_size=config.train.batch_size,
+                                     seed=config.train.seed + 1, start=fold["validation"]["start"],
+                                     end=fold["validation"]["end"])
+        selection = select_checkpoint(config, graphdef, params, ckpt, val_batches, interval_s=interval_s)
     with rep.task("measuring the representation (RankMe, probes)"):
-        trained = nnx.merge(graphdef, jax.device_get(result.params))
+        trained = nnx.merge(graphdef, selection.pop("params"))
         metrics = evaluate(config, trained, sequences, scaler, fold, interval_s=interval_s)
+    metrics["selection"] = selection
     last_log = result.history[-1] if result.history else {}
     metrics["final"] = {k: last_log[k] for k in ("loss", "pred", "variance", "covariance", "cos", "std") if k in last_log}
     metrics["steps"] = result.step
@@ -195,10 +201,43 @@ def run(
         "topology": plan.topology.name, "mesh": plan.mesh_str(), "assets": [s.asset for s in sequences],
         "macro_series": list(macro_names), "codebook_size": vocab, "interval_seconds": interval_s,
         "fold": fold["name"], "restored_from_step": result.restored_from, "history": result.history,
+        "selected_step": metrics["selection"]["step"],
     }
     manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary,
                              fitted={"train": {"start": train_start, "end": train_end}})
     return Result(manifest, False)
+
+
+VALIDATION_BATCHES = 4
+
+
+def select_checkpoint(config: Config, graphdef, abstract_params, checkpoint_dir: str, val_batches, *,
+                      interval_s: float) -> dict[str, Any]:
+    """Of the checkpoints kept, the one with the lowest JEPA loss on validation windows
+    (the same windows and span draws for each). Returns {step, losses, params}."""
+    import jax
+
+    from strates.core.checkpoints import all_steps, restore_params
+
+    loss_fn = jax.jit(make_loss(graphdef, config, interval_s=interval_s))
+    key = jax.random.key(config.train.seed + 1)
+    batches = [val_batches(i) for i in range(VALIDATION_BATCHES)]
+    losses, best = {}, None
+    for step in all_steps(checkpoint_dir):
+        params = restore_params(checkpoint_dir, abstract_params, step=step)
+        value = float(np.mean([loss_fn(params, b, jax.random.fold_in(key, i))[0] for i, b in enumerate(batches)]))
+        losses[str(step)] = value
+        if best is None or value < best[1]:
+            best = (step, value, params)
+    return {"step": best[0], "validation_loss": best[1], "losses": losses, "params": best[2]}
+
+
+def load_params(ws: Workspace, manifest: artifacts.Manifest, abstract_params):
+    """A jepa artifact's selected parameters (the checkpoint chosen on validation)."""
+    from strates.core.checkpoints import restore_params
+
+    rel = f"{manifest.stage}/{manifest.id}/checkpoints"
+    return restore_params(ws.local_path(rel) or ws.uri(rel), abstract_params, step=manifest.summary["selected_step"])
 
 
 def embed_sequences(model, sequences, scaler, *, interval_s: float, encoder: str = "target") -> list[np.ndarray]:
@@ -261,6 +300,8 @@ def evaluate(config: Config, model, sequences, scaler, fold, *, interval_s: floa
     return {
         "rankme": rankme(val_h),
         "embedding_dims": int(val_h.shape[1]),
-        "per_dim_std": {"mean": float(std.mean()), "min": float(std.min()), "max": float(std.max())},
+        # unit vectors spread evenly over the sphere have std 1/sqrt(D) per dimension; 0 is collapse
+        "per_dim_std": {"mean": float(std.mean()), "min": float(std.min()), "max": float(std.max()),
+                        "isotropic": float(1.0 / np.sqrt(val_h.shape[1]))},
         "probe": report,
     }

@@ -79,6 +79,11 @@ def test_debug_pipeline_writes_a_jepa_artifact(pipeline):
     assert tokens_fold == "holdout" and "train" in m.fitted
     assert any(n.startswith("checkpoints/") for n in m.files) and "macro_scaler.json" in m.files
     assert m.summary["macro_series"] == ["cot_net", "cpi_yoy", "rate_10y"]
+    # the checkpoint is selected on validation loss among those kept
+    selection = m.metrics["selection"]
+    assert set(selection["losses"]) == {"6", "12"}
+    assert m.summary["selected_step"] == selection["step"]
+    assert selection["validation_loss"] == min(selection["losses"].values())
     again = run(DEBUG, ws)
     assert again.reused and again.manifest.id == m.id
 
