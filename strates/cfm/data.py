@@ -1,0 +1,79 @@
+"""Strate III data: JEPA states h_t per bar, and futures built from the bars after t.
+
+A future for state t is x = [sqrt(D) * h_{t+1}, ..., sqrt(D) * h_{t+H}, r_{t+1}/sigma, ...,
+r_{t+H}/sigma] with sigma the training-period std of log returns, so every entry is O(1).
+Examples are indexed by (asset, t); a period's examples have t and t + H inside it, so a
+training target never reaches into validation data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+
+from strates.core import artifacts
+from strates.core.workspace import Workspace
+
+
+@dataclasses.dataclass(frozen=True)
+class States:
+    """One asset: ts [N] datetime64[us], h [N, D] float32 (unit norm), r [N] log returns."""
+
+    asset: str
+    ts: np.ndarray
+    h: np.ndarray
+    r: np.ndarray
+
+
+def load_states(ws: Workspace, jepa: artifacts.Manifest) -> tuple[list[States], dict, artifacts.Manifest]:
+    """Embed every bar with the JEPA artifact's selected parameters.
+    Returns (states per asset, the fold the JEPA was fitted on, the dataset manifest)."""
+    from flax import nnx
+
+    from strates.core.config import from_dict
+    from strates.jepa import Config as JepaConfig
+    from strates.jepa.data import MacroScaler, load_sequences
+    from strates.jepa.stage import build_model, embed_sequences, load_params
+
+    config = from_dict(JepaConfig, jepa.config)
+    tokens = artifacts.resolve(ws, jepa.parents["tokens"], stage="tokens")
+    sequences, macro_names, dataset = load_sequences(ws, tokens)
+    scaler = MacroScaler.from_json(ws.read_bytes(f"{jepa.stage}/{jepa.id}/macro_scaler.json"))
+    model = build_model(config, n_assets=len(sequences), n_macro=len(macro_names),
+                        vocab=int(jepa.summary["codebook_size"]), seed=config.train.seed)
+    graphdef, params = nnx.split(model, nnx.Param)
+    model = nnx.merge(graphdef, load_params(ws, jepa, params))
+    hs = embed_sequences(model, sequences, scaler, interval_s=float(jepa.summary["interval_seconds"]))
+    fold = next(f for f in dataset.summary["split"]["folds"] if f["name"] == jepa.summary["fold"])
+    states = [States(s.asset, s.ts, h, s.log_returns) for s, h in zip(sequences, hs, strict=True)]
+    return states, fold, dataset
+
+
+def period_index(states: list[States], start: dt.datetime, end: dt.datetime, horizon: int) -> list[np.ndarray]:
+    """Per asset, the indices t with t and t + horizon inside [start, end)."""
+    a = np.datetime64(start.replace(tzinfo=None), "us")
+    b = np.datetime64(end.replace(tzinfo=None), "us")
+    out = []
+    for s in states:
+        t = np.arange(len(s.ts) - horizon)
+        ok = (s.ts[t] >= a) & (s.ts[t + horizon] < b)
+        out.append(t[ok])
+    return out
+
+
+def futures(s: States, t: np.ndarray, horizon: int, ret_scale: float) -> np.ndarray:
+    """[len(t), H * D + H] futures of asset `s` at indices `t` (see the module docstring)."""
+    d = s.h.shape[1]
+    steps = t[:, None] + np.arange(1, horizon + 1)  # [S, H]
+    states = s.h[steps].reshape(len(t), horizon * d) * np.sqrt(d)
+    returns = s.r[steps] / ret_scale
+    return np.concatenate([states, returns], axis=1).astype(np.float32)
+
+
+def split_future(x: np.ndarray, *, horizon: int, dim: int, ret_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """x [..., H*D + H] -> (states [..., H, D] re-normalised onto the sphere, log returns [..., H])."""
+    states = x[..., : horizon * dim].reshape(*x.shape[:-1], horizon, dim)
+    states = states / np.maximum(np.linalg.norm(states, axis=-1, keepdims=True), 1e-12)
+    return states, x[..., horizon * dim :] * ret_scale

@@ -1,0 +1,241 @@
+"""`chaos train-cfm`: conditional flow matching of futures given the JEPA state.
+
+Artifact `cfm` (parents: jepa, tokens, dataset): `checkpoints/<coupling>-m<k>/` (Orbax, one
+per ensemble member and per compared coupling), `scales.json`. Evaluation runs on the
+validation and test periods only, against two baselines on the same dates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from strates.cfm.config import COUPLINGS, Config
+from strates.cfm.data import States, futures, load_states, period_index, split_future
+from strates.core import artifacts
+from strates.core.config import to_dict
+from strates.core.progress import NullReporter, Reporter
+from strates.core.workspace import Workspace
+
+STAGE = "cfm"
+NFE_TABLE = (1, 2, 4, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    manifest: artifacts.Manifest
+    reused: bool
+
+
+def build_model(config: Config, *, x_dim: int, cond_dim: int, seed: int):
+    from flax import nnx
+
+    from strates.cfm.model import VectorField
+
+    return VectorField(x_dim=x_dim, cond_dim=cond_dim, width=config.model.width, depth=config.model.depth,
+                       rngs=nnx.Rngs(seed))
+
+
+def cond_weight(config: Config, x_dim: int) -> float:
+    """The C²OT condition weight in cost units. Pairing costs ||x0 - x1||^2 are about
+    2 * x_dim and differ between pairings by O(sqrt(x_dim)); unit-norm conditions differ by
+    at most 4. Scaling by sqrt(x_dim) makes `coupling.cond_weight = 1` trade the two evenly
+    (a weight of x_dim or more makes the coupling the identity, i.e. I-CFM)."""
+    return config.coupling.cond_weight * float(np.sqrt(x_dim))
+
+
+def coupling_diagnostics(batches, kinds, *, steps: int = 4) -> dict[str, dict[str, float]]:
+    """Per coupling, over a few training batches: mean squared noise-to-future distance of
+    the pairs, mean squared distance between the condition a noise row stood for and the
+    condition it was paired with, and the share of rows left on their own condition."""
+    out = {}
+    for kind, sampler in zip(kinds, batches, strict=True):
+        cost, cond, same = [], [], []
+        for step in range(steps):
+            b = sampler(step, with_perm=True)
+            cost.append(float(((b["x0"] - b["x1"]) ** 2).sum(-1).mean()))
+            cond.append(float(((b["h_orig"] - b["h"]) ** 2).sum(-1).mean()))
+            same.append(float((b["perm"] == np.arange(len(b["perm"]))).mean()))
+        out[kind] = {"transport_cost": float(np.mean(cost)), "condition_distance": float(np.mean(cond)),
+                     "identity_share": float(np.mean(same))}
+    return out
+
+
+def example_sampler(states: list[States], index: list[np.ndarray], config: Config, *, kind: str, seed: int,
+                    ret_scale: float):
+    """batches(step) -> {x0, x1, h, s}: a minibatch of training futures with their
+    conditions, noise paired to them by the coupling `kind`, and flow times."""
+    from strates.cfm.ot import coupling
+
+    pool = [(a, t) for a, ts in enumerate(index) for t in ts]
+    assets = np.array([a for a, _ in pool])
+    times = np.array([t for _, t in pool])
+    horizon, batch = config.future.horizon, config.train.batch_size
+
+    def batches(step: int, with_perm: bool = False) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([seed, step])
+        pick = rng.integers(0, len(pool), size=batch)
+        x1 = np.empty((batch, horizon * states[0].h.shape[1] + horizon), np.float32)
+        h = np.empty((batch, states[0].h.shape[1]), np.float32)
+        for a in np.unique(assets[pick]):
+            rows = np.nonzero(assets[pick] == a)[0]
+            x1[rows] = futures(states[a], times[pick][rows], horizon, ret_scale)
+            h[rows] = states[a].h[times[pick][rows]]
+        x0 = rng.standard_normal(x1.shape).astype(np.float32)
+        perm = coupling(x0, x1, cond0=h, cond1=h, kind=kind, cond_weight=cond_weight(config, x1.shape[1]))
+        out = {"x0": x0, "x1": x1[perm], "h": h[perm], "s": rng.uniform(size=batch).astype(np.float32)}
+        if with_perm:
+            out.update(perm=perm, h_orig=h)
+        return out
+
+    return batches
+
+
+def _train_member(config, states, train_index, *, kind, member, ckpt, ret_scale, on_log=None):
+    import jax
+    from flax import nnx
+
+    from strates.cfm.model import cfm_loss
+    from strates.core.train import train
+
+    seed = config.train.seed + 1000 * member
+    d = states[0].h.shape[1]
+    model = build_model(config, x_dim=config.future.horizon * (d + 1), cond_dim=d, seed=seed)
+    graphdef, params = nnx.split(model, nnx.Param)
+
+    def loss_fn(params, batch, key):
+        del key
+        return cfm_loss(nnx.merge(graphdef, params), batch["x0"], batch["x1"], batch["h"], batch["s"])
+
+    batches = example_sampler(states, train_index, config, kind=kind, seed=seed, ret_scale=ret_scale)
+    result = train(loss_fn=loss_fn, params=params, batches=batches, config=dataclasses.replace(config.train, seed=seed),
+                   checkpoint_dir=ckpt, key=jax.random.key(seed), on_log=on_log)
+    return nnx.merge(graphdef, result.params), result
+
+
+def run(config: Config, ws: Workspace, *, jepa: str = "latest", force: bool = False,
+        reporter: Reporter | None = None) -> Result:
+    rep = reporter or NullReporter()
+    jm = artifacts.resolve(ws, jepa, stage="jepa")
+    parents = {"jepa": jm.id, "tokens": jm.parents["tokens"], "dataset": jm.parents["dataset"]}
+    resolved = to_dict(config)
+    aid = artifacts.artifact_id(STAGE, resolved, parents)
+    if not force and (existing := artifacts.get(ws, STAGE, aid)) is not None:
+        return Result(existing, True)
+    t0 = time.perf_counter()
+    with rep.task("embedding every bar with the JEPA"):
+        states, fold, _ = load_states(ws, jm)
+    horizon = config.future.horizon
+    train_index = period_index(states, fold["train"]["start"], fold["train"]["end"], horizon)
+    train_r = np.concatenate([s.r[t] for s, t in zip(states, train_index, strict=True)])
+    ret_scale = float(train_r.std())
+    writer = artifacts.begin(ws, STAGE, aid, resume=True)
+
+    def ckpt(name):
+        rel = writer.rel(f"checkpoints/{name}")
+        return ws.local_path(rel) or ws.uri(rel)
+
+    kinds = [config.coupling.kind] + ([k for k in COUPLINGS if k != config.coupling.kind] if config.coupling.compare else [])
+    models: dict[str, list] = {}
+    histories: dict[str, list] = {}
+    for kind in kinds:
+        members = config.ensemble if kind == config.coupling.kind else 1
+        for m in range(members):
+            steps = config.train.steps
+            with rep.task(f"training {kind} flow, member {m + 1}/{members} ({steps} steps)", total=steps) as update:
+                last = {"step": 0}
+
+                def on_log(step, metrics, update=update, last=last):
+                    update(step - last["step"], status=f"loss {metrics['loss']:.4f}")
+                    last["step"] = step
+
+                model, result = _train_member(config, states, train_index, kind=kind, member=m,
+                                              ckpt=ckpt(f"{kind}-m{m}"), ret_scale=ret_scale, on_log=on_log)
+            models.setdefault(kind, []).append(model)
+            histories[f"{kind}-m{m}"] = result.history
+    with rep.task("scoring futures on the validation and test periods"):
+        metrics = evaluate(config, models, states, fold, ret_scale=ret_scale)
+        metrics["couplings"] = coupling_diagnostics(
+            [example_sampler(states, train_index, config, kind=k, seed=config.train.seed, ret_scale=ret_scale)
+             for k in kinds], kinds)
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    writer.write_bytes("scales.json", json.dumps({"ret_scale": ret_scale, "horizon": horizon,
+                                                   "state_dim": int(states[0].h.shape[1])}).encode())
+    writer.add_existing("checkpoints")
+    summary = {"couplings": kinds, "main": config.coupling.kind, "ensemble": config.ensemble,
+               "fold": fold["name"], "history": histories}
+    manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary,
+                             fitted={"train": {"start": fold["train"]["start"], "end": fold["train"]["end"]}})
+    return Result(manifest, False)
+
+
+def _scored_states(states, index, max_states):
+    """Evenly spaced (asset, t) pairs, at most `max_states` in all."""
+    pairs = [(a, t) for a, ts in enumerate(index) for t in ts]
+    if len(pairs) > max_states:
+        pairs = [pairs[i] for i in np.linspace(0, len(pairs) - 1, max_states).round().astype(int)]
+    return pairs
+
+
+def evaluate(config: Config, models: dict[str, list], states: list[States], fold: dict, *, ret_scale: float) -> dict[str, Any]:
+    import jax
+
+    from strates.cfm import baselines, metrics as score
+    from strates.cfm.sample import disagreement, ensemble_sample
+
+    horizon, d = config.future.horizon, states[0].h.shape[1]
+    n = config.sample.futures
+    main = models[config.coupling.kind]
+    out: dict[str, Any] = {}
+    for period in ("validation", "test"):
+        index = period_index(states, fold[period]["start"], fold[period]["end"], horizon)
+        pairs = _scored_states(states, index, config.eval.max_states)
+        if not pairs:
+            continue
+        h = np.stack([states[a].h[t] for a, t in pairs])
+        realised = np.stack([states[a].r[t + 1 : t + 1 + horizon] for a, t in pairs])
+        key = jax.random.key(config.train.seed + 7)
+        per_member = max(1, n // len(main))
+        draws = np.asarray(ensemble_sample(main, h, key=key, n=per_member, nfe=config.sample.nfe,
+                                           method=config.sample.method))  # [K, S, n, x]
+        spread = np.asarray(disagreement(draws))
+        samples = draws.transpose(1, 0, 2, 3).reshape(len(pairs), -1, draws.shape[-1])
+        future_states, paths = split_future(samples, horizon=horizon, dim=d, ret_scale=ret_scale)
+        boot = np.stack([baselines.bootstrap_for_states(states[a].r, np.array([t]), n=samples.shape[1],
+                                                        horizon=horizon, seed=i)[0] for i, (a, t) in enumerate(pairs)])
+        walk = np.stack([baselines.gaussian_rw_paths(states[a].r, np.array([t]), n=samples.shape[1], horizon=horizon,
+                                                     vol_window=config.eval.vol_window, seed=i)[0]
+                         for i, (a, t) in enumerate(pairs)])
+        horizons = tuple(sorted({1, max(1, horizon // 2), horizon}))
+        out[period] = {
+            "states": len(pairs),
+            "futures_per_state": int(samples.shape[1]),
+            "cfm": score.path_scores(paths, realised, horizons=horizons),
+            "bootstrap": score.path_scores(boot, realised, horizons=horizons),
+            "gaussian_rw": score.path_scores(walk, realised, horizons=horizons),
+            "diversity": {
+                "vendi": float(np.mean([score.vendi_score(p) for p in paths[:100]])),
+                "effective_modes": float(np.mean([score.effective_modes(p) for p in paths[:100]])),
+            },
+            "sphere_norm_max_error": float(np.abs(np.linalg.norm(future_states, axis=-1) - 1).max()),
+            "ensemble_disagreement": float(spread.mean()),
+        }
+        if period == "validation":
+            table = {}
+            for kind, members in models.items():
+                row = {}
+                for nfe in NFE_TABLE:
+                    x = np.asarray(ensemble_sample(members[:1], h, key=key, n=n, nfe=nfe, method="euler"))[0]
+                    _, p = split_future(x, horizon=horizon, dim=d, ret_scale=ret_scale)
+                    cum = p.sum(-1)
+                    row[str(nfe)] = {
+                        "crps": float(score.crps_ensemble(cum, realised.sum(-1)).mean()),
+                        "energy": float(score.energy_score(p, realised).mean()),
+                    }
+                table[kind] = row
+            out["coupling_nfe"] = {"method": "euler", "horizon": horizon, "table": table}
+    return out
