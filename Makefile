@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(CHAOS) ingest
 	$(CHAOS) tokenize
 	$(CHAOS) train-jepa
+	$(CHAOS) train-cfm
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -32,6 +33,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/tokenize.py
 	$(PY) benchmarks/ssd.py
+	$(PY) benchmarks/cfm.py
 
 completions: $(STAMP)
 	for sh in bash zsh fish; do $(CHAOS) completion $$sh > completions/chaos.$$sh; done

@@ -93,4 +93,4 @@ def _print_result(env, ws, result) -> None:
     verb = "reused" if result.reused else "trained"
     out.print(f"{verb} [bold]{m.ref}[/] ({metrics['steps']} steps, {metrics['seconds']} s) at {ws.uri(m.stage, m.id)}",
               highlight=False)
-    out.print(f"next: chaos show {m.ref}", highlight=False)
+    out.print(f"next: chaos train-cfm --jepa {m.id}", highlight=False)
