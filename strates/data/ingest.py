@@ -349,11 +349,6 @@ def _summary(config: Config, bars, macro_obs, gaps, interval, folds, notes) -> d
     return summary
 
 
-def fold_periods(manifest: artifacts.Manifest) -> list[dict]:
-    """The folds stored in a dataset manifest (each with train/validation/test {start, end})."""
-    return manifest.summary["split"]["folds"]
-
-
 def load_bars(ws: Workspace, manifest: artifacts.Manifest):
     """Read a dataset's bars as a polars DataFrame (through fsspec: works on gs:// too)."""
     import io
@@ -363,4 +358,4 @@ def load_bars(ws: Workspace, manifest: artifacts.Manifest):
     return pl.read_parquet(io.BytesIO(ws.read_bytes(f"{manifest.stage}/{manifest.id}/bars.parquet")))
 
 
-__all__ = ["Config", "MacroSource", "Result", "STAGE", "run", "resolve", "load_bars", "fold_periods"]
+__all__ = ["Config", "MacroSource", "Result", "STAGE", "run", "resolve", "load_bars"]

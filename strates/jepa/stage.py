@@ -106,8 +106,7 @@ def batch_placer(mesh, batch_size: int):
     return lambda batch: {k: jax.device_put(v, sharding) for k, v in batch.items()}
 
 
-def fit(config: Config, *, graphdef, params, batches, mesh, checkpoint_dir: str, interval_s: float, on_log=None,
-        stop_after=None):
+def fit(config: Config, *, graphdef, params, batches, mesh, checkpoint_dir: str, interval_s: float, on_log=None):
     """Train (resuming from `checkpoint_dir`) on `mesh`; returns the core TrainResult."""
     import jax
 
@@ -121,7 +120,7 @@ def fit(config: Config, *, graphdef, params, batches, mesh, checkpoint_dir: str,
         return train(
             loss_fn=make_loss(graphdef, config, interval_s=interval_s), params=place(params, mesh),
             batches=lambda s: put(batches(s)), config=config.train, checkpoint_dir=checkpoint_dir,
-            key=jax.random.key(config.train.seed), on_log=on_log, stop_after=stop_after,
+            key=jax.random.key(config.train.seed), on_log=on_log,
             frozen=target_mask(params), post_update=lambda p, step: ema_target(p, tau(step)),
         )
 
