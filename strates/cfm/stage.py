@@ -18,7 +18,7 @@ from strates.cfm.config import COUPLINGS, Config
 from strates.cfm.data import States, futures, load_states, period_index, split_future
 from strates.core import artifacts
 from strates.core.config import to_dict
-from strates.core.progress import NullReporter, Reporter
+from strates.core.progress import NullReporter, Reporter, training_log
 from strates.core.workspace import Workspace
 
 STAGE = "cfm"
@@ -147,14 +147,9 @@ def run(config: Config, ws: Workspace, *, jepa: str = "latest", force: bool = Fa
         for m in range(members):
             steps = config.train.steps
             with rep.task(f"training {kind} flow, member {m + 1}/{members} ({steps} steps)", total=steps) as update:
-                last = {"step": 0}
-
-                def on_log(step, metrics, update=update, last=last):
-                    update(step - last["step"], status=f"loss {metrics['loss']:.4f}")
-                    last["step"] = step
-
                 model, result = _train_member(config, states, train_index, kind=kind, member=m,
-                                              ckpt=ckpt(f"{kind}-m{m}"), ret_scale=ret_scale, on_log=on_log)
+                                              ckpt=ckpt(f"{kind}-m{m}"), ret_scale=ret_scale,
+                                              on_log=training_log(update))
             models.setdefault(kind, []).append(model)
             histories[f"{kind}-m{m}"] = result.history
     with rep.task("scoring futures on the validation and test periods"):

@@ -38,3 +38,16 @@ class NullReporter:
     @contextlib.contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[Update]:
         yield ignore_update
+
+
+def training_log(update: Update, *names: str):
+    """An `on_log(step, metrics)` for the training loop that advances `update` to `step` and
+    shows the named metrics (default: the loss) as its status."""
+    names = names or ("loss",)
+    done = [0]
+
+    def on_log(step: int, metrics: dict) -> None:
+        update(step - done[0], status=" ".join(f"{n} {metrics[n]:.4f}" for n in names if n in metrics))
+        done[0] = step
+
+    return on_log

@@ -25,7 +25,7 @@ import numpy as np
 from strates.core import artifacts
 from strates.core.config import from_dict, to_dict
 from strates.core.errors import ConfigError
-from strates.core.progress import NullReporter, Reporter
+from strates.core.progress import NullReporter, Reporter, training_log
 from strates.core.workspace import Workspace
 from strates.fsq.config import Config
 from strates.fsq.features import FEATURES, Normalizer, raw_features, series_by_asset
@@ -126,13 +126,8 @@ def _tokenizer(config: Config, ws, data, fold, bars, *, force, rep):
     writer = artifacts.begin(ws, TOKENIZER, tok_id, resume=True)
     steps = config.train.steps
     with rep.task(f"training tokenizer ({steps} steps)", total=steps) as update:
-        last = {"step": 0}
-
-        def on_log(step: int, metrics: dict) -> None:
-            update(step - last["step"], status=f"loss {metrics['loss']:.4f}")
-            last["step"] = step
-
-        graphdef, result = fit(config, train_series, checkpoint_dir=_checkpoint_dir(ws, writer), on_log=on_log)
+        graphdef, result = fit(config, train_series, checkpoint_dir=_checkpoint_dir(ws, writer),
+                               on_log=training_log(update))
     if result.restored_from is not None:
         rep.info(f"resumed from the checkpoint at step {result.restored_from}")
 

@@ -20,7 +20,7 @@ import numpy as np
 from strates.core import artifacts
 from strates.core.config import to_dict
 from strates.core.errors import ConfigError
-from strates.core.progress import NullReporter, Reporter
+from strates.core.progress import NullReporter, Reporter, training_log
 from strates.core.workspace import Workspace
 from strates.jepa.config import Config
 
@@ -170,14 +170,8 @@ def run(
     ckpt = ws.local_path(writer.rel("checkpoints")) or ws.uri(writer.rel("checkpoints"))
     steps = config.train.steps
     with rep.task(f"training JEPA on {plan.topology.name} mesh {plan.mesh_str()} ({steps} steps)", total=steps) as update:
-        last = {"step": 0}
-
-        def on_log(step: int, metrics: dict) -> None:
-            update(step - last["step"], status=f"loss {metrics['loss']:.4f} pred {metrics['pred']:.4f} std {metrics['std']:.2f}")
-            last["step"] = step
-
         result = fit(config, graphdef=graphdef, params=params, batches=batches, mesh=device_mesh,
-                     checkpoint_dir=ckpt, interval_s=interval_s, on_log=on_log)
+                     checkpoint_dir=ckpt, interval_s=interval_s, on_log=training_log(update, "loss", "pred", "std"))
     if result.restored_from is not None:
         rep.info(f"resumed from the checkpoint at step {result.restored_from}")
     with rep.task("selecting the checkpoint with the lowest validation loss"):
