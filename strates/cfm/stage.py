@@ -123,8 +123,8 @@ def run(config: Config, ws: Workspace, *, jepa: str = "latest", force: bool = Fa
     jm = artifacts.resolve(ws, jepa, stage="jepa")
     parents = {"jepa": jm.id, "tokens": jm.parents["tokens"], "dataset": jm.parents["dataset"]}
     resolved = to_dict(config)
-    aid = artifacts.artifact_id(STAGE, resolved, parents)
-    if not force and (existing := artifacts.get(ws, STAGE, aid)) is not None:
+    aid, existing = artifacts.lookup(ws, STAGE, resolved, parents, force=force)
+    if existing is not None:
         return Result(existing, True)
     t0 = time.perf_counter()
     with rep.task("embedding every bar with the JEPA"):

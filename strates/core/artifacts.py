@@ -155,6 +155,13 @@ def get(ws: Workspace, stage: str, artifact: str) -> Manifest | None:
         return None
 
 
+def lookup(ws: Workspace, stage: str, config: Mapping[str, Any], parents: Mapping[str, str], *,
+           force: bool = False) -> tuple[str, Manifest | None]:
+    """(id, the published artifact with that id unless `force`): every stage's reuse check."""
+    aid = artifact_id(stage, config, parents)
+    return aid, None if force else get(ws, stage, aid)
+
+
 def resolve(ws: Workspace, ref: str, *, stage: str | None = None) -> Manifest:
     """Find the artifact `ref` names: `latest`, an id, a unique prefix, or `STAGE/REF`."""
     if "/" in ref:

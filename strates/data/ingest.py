@@ -152,8 +152,8 @@ def run(
     with rep.task("hashing sources" if config.sources else "resolving the config"):
         config = resolve(config)
     resolved = to_dict(config)
-    artifact = artifacts.artifact_id(STAGE, resolved, {})
-    if not force and (existing := artifacts.get(ws, STAGE, artifact)) is not None:
+    artifact, existing = artifacts.lookup(ws, STAGE, resolved, {}, force=force)
+    if existing is not None:
         return Result(existing, True, ws.uri(STAGE, artifact))
 
     bars, macro_obs, notes = _read(config, rep)

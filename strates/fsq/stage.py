@@ -94,8 +94,8 @@ def run(
 
     tokens_config = {"fold": fold["name"]}
     parents = {"dataset": data.id, TOKENIZER: tok.id}
-    tokens_id = artifacts.artifact_id(TOKENS, tokens_config, parents)
-    if not force and (existing := artifacts.get(ws, TOKENS, tokens_id)) is not None:
+    tokens_id, existing = artifacts.lookup(ws, TOKENS, tokens_config, parents, force=force)
+    if existing is not None:
         return Result(tok, existing, reused_tok, True)
     t0 = time.perf_counter()
     encode = _load_encoder(ws, tok, config)
@@ -110,8 +110,8 @@ def run(
 def _tokenizer(config: Config, ws, data, fold, bars, *, force, rep):
     parents = {"dataset": data.id}
     resolved = to_dict(config)
-    tok_id = artifacts.artifact_id(TOKENIZER, resolved, parents)
-    if not force and (existing := artifacts.get(ws, TOKENIZER, tok_id)) is not None:
+    tok_id, existing = artifacts.lookup(ws, TOKENIZER, resolved, parents, force=force)
+    if existing is not None:
         return existing, True
     t0 = time.perf_counter()
     train_start, train_end = fold["train"]["start"], fold["train"]["end"]

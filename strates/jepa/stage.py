@@ -147,8 +147,8 @@ def run(
     tok = artifacts.resolve(ws, tokens, stage="tokens")
     parents = {"tokens": tok.id, "dataset": tok.parents["dataset"]}
     resolved = to_dict(config)
-    aid = artifacts.artifact_id(STAGE, resolved, parents)
-    if not force and (existing := artifacts.get(ws, STAGE, aid)) is not None:
+    aid, existing = artifacts.lookup(ws, STAGE, resolved, parents, force=force)
+    if existing is not None:
         return Result(existing, True)
     t0 = time.perf_counter()
     with rep.task("loading tokens and macro series"):
