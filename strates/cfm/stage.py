@@ -234,3 +234,23 @@ def evaluate(config: Config, models: dict[str, list], states: list[States], fold
                 table[kind] = row
             out["coupling_nfe"] = {"method": "euler", "horizon": horizon, "table": table}
     return out
+
+
+def load_flows(ws: Workspace, manifest: artifacts.Manifest) -> tuple[list, dict]:
+    """The trained flows of a cfm artifact's main coupling (one per ensemble member) and
+    its `scales.json` ({ret_scale, horizon, state_dim})."""
+    from flax import nnx
+
+    from strates.core.checkpoints import restore_params
+    from strates.core.config import from_dict
+
+    config = from_dict(Config, manifest.config)
+    scales = json.loads(ws.read_bytes(f"{manifest.stage}/{manifest.id}/scales.json"))
+    d, horizon = int(scales["state_dim"]), int(scales["horizon"])
+    flows = []
+    for m in range(int(manifest.summary["ensemble"])):
+        model = build_model(config, x_dim=horizon * (d + 1), cond_dim=d, seed=0)
+        graphdef, params = nnx.split(model, nnx.Param)
+        rel = f"{manifest.stage}/{manifest.id}/checkpoints/{manifest.summary['main']}-m{m}"
+        flows.append(nnx.merge(graphdef, restore_params(ws.local_path(rel) or ws.uri(rel), params)))
+    return flows, scales

@@ -338,3 +338,46 @@ def check_fitted_before(manifest: Manifest, boundary: dt.datetime, *, period: st
                 f"after the {period} period starts at {boundary.isoformat()}",
                 fix="re-fit it on data before the boundary (check the dataset split and --force the stage)",
             )
+
+
+def ancestors(ws: Workspace, manifest: Manifest) -> list[Manifest]:
+    """Every artifact upstream of `manifest` (parents, their parents, ...), each once,
+    nearest first."""
+    seen: dict[str, Manifest] = {}
+    queue = [(stage, aid) for stage, aid in manifest.parents.items()]
+    while queue:
+        stage, aid = queue.pop(0)
+        if f"{stage}/{aid}" in seen:
+            continue
+        m = get(ws, stage, aid)
+        if m is None:
+            raise ArtifactNotFound(f"{manifest.ref} names a parent {stage}/{aid} that is not in the workspace",
+                                   fix=f"re-run the {stage} stage, or remove {manifest.ref} with chaos gc")
+        seen[f"{stage}/{aid}"] = m
+        queue.extend(m.parents.items())
+    return list(seen.values())
+
+
+def overlapping(manifests: list[Manifest], start: dt.datetime, end: dt.datetime) -> list[tuple[str, str, dict]]:
+    """(artifact ref, fitted name, span) of every fitted range that overlaps [start, end)."""
+    out = []
+    for m in manifests:
+        for name, span in m.fitted.items():
+            s, e = span.get("start"), span.get("end")
+            if s is not None and e is not None and s < end and start < e:
+                out.append((m.ref, name, span))
+    return out
+
+
+def check_disjoint(manifests: list[Manifest], start: dt.datetime, end: dt.datetime, *, period: str) -> None:
+    """Fail loudly if any of `manifests` was fitted on data inside [start, end), the
+    evaluation `period`; the error names every offending artifact and range."""
+    hits = overlapping(manifests, start, end)
+    if hits:
+        where = "; ".join(f"{ref} was fitted on '{name}' data {span['start'].isoformat()} .. {span['end'].isoformat()}"
+                          for ref, name, span in hits)
+        raise LeakageError(
+            f"the {period} period {start.isoformat()} .. {end.isoformat()} overlaps data the models were fitted on: {where}",
+            fix="evaluate on a later period (the dataset's test period is safe), or re-fit the upstream stages "
+                "on data before it",
+        )

@@ -1,0 +1,160 @@
+"""Decisions: from JEPA states to target positions, through Strate III's futures.
+
+`Decider` holds a trained agent and the flows of a cfm artifact and makes the three moves
+every decision needs, each jitted and batched over states:
+
+    futures(h, noise)        N futures per state: returns [B, N, H] and the JEPA state at
+                             the end of the planning horizon [B, N, D]
+    values(end_states)       the agent's terminal value on a grid of positions [B, N, G]
+    decide(...)              MPPI on the CVaR of the path PnL (or the policy prior alone)
+
+Futures are drawn from given noise, so a caller can share random numbers across calls
+(Multiverse Crossing perturbs the state and keeps the noise). With K ensemble members the
+N futures are split evenly across them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from strates.agent import model, planner
+from strates.agent.config import Config
+
+
+@dataclasses.dataclass(eq=False)  # hashed by identity: `_walk` is jitted with self static
+class Decider:
+    config: Config
+    params: dict
+    flows: list  # cfm VectorField members
+    ret_scale: float  # training-period std of log returns (the cfm's and the agent's unit)
+    cfm_horizon: int
+    state_dim: int
+
+    def __post_init__(self):
+        from flax import nnx
+
+        pc = self.config.planner
+        if pc.horizon > self.cfm_horizon:
+            from strates.core.errors import ConfigError
+
+            raise ConfigError(f"planner.horizon {pc.horizon} is longer than the cfm futures ({self.cfm_horizon} bars)",
+                              field="planner.horizon", fix=f"use --set planner.horizon={self.cfm_horizon} or less")
+        self.n_per_member = -(-pc.futures // len(self.flows))
+        self._graphs = [nnx.split(f) for f in self.flows]
+        self.x_dim = self.flows[0].x_dim
+        self._futures = jax.jit(self._futures_impl)
+        self._values = jax.jit(self._values_impl)
+        self._decide = jax.jit(self._decide_impl)
+
+    @property
+    def futures_per_state(self) -> int:
+        return self.n_per_member * len(self.flows)
+
+    def noise(self, key: jax.Array, n_states: int) -> jax.Array:
+        """Noise for `futures`: `[B, K * n, x_dim]`, consuming `key`."""
+        return jax.random.normal(key, (n_states, self.futures_per_state, self.x_dim), jnp.float32)
+
+    def _futures_impl(self, h, noise):
+        from flax import nnx
+
+        from strates.cfm.sample import sample_from
+
+        pc, n, d = self.config.planner, self.n_per_member, self.state_dim
+        outs = []
+        for k, (graphdef, state) in enumerate(self._graphs):
+            outs.append(sample_from(nnx.merge(graphdef, state), noise[:, k * n:(k + 1) * n], h, nfe=pc.nfe,
+                                    method="euler"))
+        x = jnp.concatenate(outs, axis=1)  # [B, N, H_cfm * (D + 1)]
+        hc = self.cfm_horizon
+        returns = x[..., hc * d: hc * d + pc.horizon] * self.ret_scale
+        end = x[..., (pc.horizon - 1) * d: pc.horizon * d]
+        end = end / jnp.maximum(jnp.linalg.norm(end, axis=-1, keepdims=True), 1e-12)
+        return returns, end
+
+    def futures(self, h: jax.Array, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """`h [B, D]`, `noise [B, N, x_dim]` -> (log returns `[B, N, H]` of the planning
+        horizon, unit JEPA states at its last step `[B, N, D]`)."""
+        return self._futures(jnp.asarray(h, jnp.float32), noise)
+
+    def _values_impl(self, params, end):
+        g = self.config.planner.value_grid
+        grid = jnp.linspace(-1.0, 1.0, g)
+        hh = jnp.broadcast_to(end[..., None, :], end.shape[:-1] + (g, end.shape[-1]))
+        p = jnp.broadcast_to(grid, end.shape[:-1] + (g,))
+        return model.state_value(params, hh, p, group=self.config.model.simnorm_dim) * self.ret_scale
+
+    def values(self, end: jax.Array) -> jax.Array:
+        """Terminal values in PnL units (log return): `[B, N, D] -> [B, N, G]`."""
+        return self._values(self.params, end)
+
+    def _decide_impl(self, params, h, position, returns, values, warm, key):
+        pc = self.config.planner
+        if pc.kind == "policy":
+            z = model.encode(params, h, position, group=self.config.model.simnorm_dim)
+            a, _ = model.policy(params, z)
+            mean = jnp.broadcast_to(a[:, None], (h.shape[0], pc.horizon))
+            return planner.Plan(action=a, mean=mean, std=jnp.zeros_like(mean), value=jnp.zeros_like(a))
+        prior = None
+        if pc.policy_trajectories:
+            prior = model.prior_trajectories(params, h, position, key=jax.random.fold_in(key, 1),
+                                             n=pc.policy_trajectories, horizon=pc.horizon,
+                                             group=self.config.model.simnorm_dim)
+        gamma = self.config.loss.gamma
+        return planner.plan(returns, position, key=key, cost=self.cost, alpha=pc.cvar_alpha, gamma=gamma,
+                            values=values, prior=prior, warm=warm, samples=pc.samples, elites=pc.elites,
+                            iterations=pc.iterations, temperature=pc.temperature, min_std=pc.min_std,
+                            max_std=pc.max_std)
+
+    @functools.cached_property
+    def cost(self) -> float:
+        return self.config.env.cost_bps * 1e-4
+
+    def decide(self, h, position, returns, values, warm, key) -> planner.Plan:
+        """`h [B, D]`, `position [B]`, `returns [B, N, H]`, `values [B, N, G]`, `warm [B, H]`
+        (the previous plan shifted; pass `position` broadcast to start fresh) -> Plan.
+        Consumes `key` (MPPI's candidates and the policy-prior samples)."""
+        return self._decide(self.params, jnp.asarray(h, jnp.float32), jnp.asarray(position, jnp.float32), returns,
+                            values, jnp.asarray(warm, jnp.float32), key)
+
+    def run(self, h: np.ndarray, valid: np.ndarray, *, key: jax.Array, chunk: int = 256) -> np.ndarray:
+        """Walk forward through time: `h [T, A, D]` states of A assets on a common clock,
+        `valid [T, A]` -> positions `[T, A]` (0 where not valid; a position is held from
+        its bar to the next). Step t plans from the position of step t-1 and warm-starts
+        from its plan; futures and terminal values do not depend on positions, so they are
+        drawn for every (t, asset) first, `chunk` time steps at a time."""
+        t_len, a_len, _ = h.shape
+        pc = self.config.planner
+        returns = np.zeros((t_len, a_len, self.futures_per_state, pc.horizon), np.float32)
+        values = np.zeros((t_len, a_len, self.futures_per_state, pc.value_grid), np.float32)
+        for s in range(0, t_len, chunk):
+            hh = jnp.asarray(h[s:s + chunk].reshape(-1, h.shape[-1]), jnp.float32)
+            noise = self.noise(jax.random.fold_in(key, s), hh.shape[0])
+            r, end = self.futures(hh, noise)
+            v = self.values(end)
+            n = min(chunk, t_len - s)
+            returns[s:s + n] = np.asarray(r).reshape(n, a_len, *r.shape[1:])
+            values[s:s + n] = np.asarray(v).reshape(n, a_len, *v.shape[1:])
+        return np.asarray(self._walk(self.params, jnp.asarray(h, jnp.float32), jnp.asarray(valid), jnp.asarray(returns),
+                                     jnp.asarray(values), jax.random.fold_in(key, 10**6)))
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _walk(self, params, h, valid, returns, values, key):
+        a_len = h.shape[1]
+        horizon = self.config.planner.horizon
+
+        def body(carry, xs):
+            position, warm = carry
+            h_t, ok, r_t, v_t, t = xs
+            plan = self._decide_impl(params, h_t, position, r_t, v_t, warm, jax.random.fold_in(key, t))
+            new_position = jnp.where(ok, plan.action, 0.0)
+            new_warm = jnp.where(ok[:, None], planner.shift(plan.mean), jnp.broadcast_to(new_position[:, None], warm.shape))
+            return (new_position, new_warm), new_position
+
+        init = (jnp.zeros(a_len), jnp.zeros((a_len, horizon)))
+        _, positions = jax.lax.scan(body, init, (h, valid, returns, values, jnp.arange(h.shape[0])))
+        return positions

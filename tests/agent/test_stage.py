@@ -1,0 +1,148 @@
+"""`chaos train-agent` end to end with the debug presets on a small embedded dataset."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from chaos_cli.app import app
+from strates.agent import PRESETS, Config, run
+from strates.agent.stage import evaluation_periods
+from strates.cfm import PRESETS as CFM_PRESETS
+from strates.cfm import Config as CfmConfig
+from strates.cfm import run as train_cfm
+from strates.core import artifacts
+from strates.core.config import apply_overrides, merge_presets
+from strates.core.workspace import Workspace
+from strates.data.config import Config as IngestConfig
+from strates.data.embedded import EmbeddedSpec
+from strates.data.ingest import run as ingest
+from strates.fsq import PRESETS as FSQ_PRESETS
+from strates.fsq import Config as FsqConfig
+from strates.fsq import run as tokenize
+from strates.jepa import PRESETS as JEPA_PRESETS
+from strates.jepa import Config as JepaConfig
+from strates.jepa import run as train_jepa
+
+pytestmark = pytest.mark.xdist_group("agent_stage")
+
+DEBUG = merge_presets(Config(), PRESETS, ["debug"])
+STRATEGIES = {"agent", "buy_and_hold", "momentum", "random"}
+COSTS = {"0bps", "5bps", "10bps", "20bps"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    ingest(IngestConfig(embedded=EmbeddedSpec(assets=2, bars=900)), ws)
+    tokenize(merge_presets(FsqConfig(), FSQ_PRESETS, ["debug"]), ws)
+    train_jepa(merge_presets(JepaConfig(), JEPA_PRESETS, ["debug"]), ws)
+    train_cfm(apply_overrides(merge_presets(CfmConfig(), CFM_PRESETS, ["debug"]), ["coupling.compare=false"]), ws)
+    return ws, run(DEBUG, ws)
+
+
+def test_agent_backtest_against_baselines_at_every_cost(trained):
+    ws, result = trained
+    m = result.manifest
+    assert m.stage == "agent" and set(m.parents) == {"cfm", "jepa", "tokens", "dataset"}
+    test = m.metrics["backtest"]["test"]
+    assert test["bars"] == 60 and test["assets"] == 2  # debug caps the period at 60 bars
+    table = test["table"]
+    assert set(table) == STRATEGIES and all(set(rows) == COSTS for rows in table.values())
+    for rows in table.values():
+        for row in rows.values():
+            assert all(np.isfinite(v) for v in row.values())
+            assert 0 <= row["max_drawdown"] < 1 and 0 <= row["hit_rate"] <= 1 and 0 <= row["dsr"] <= 1
+        # the same positions at every cost: turnover equal, and PnL falls as costs rise
+        assert len({r["turnover"] for r in rows.values()}) == 1
+        totals = [rows[c]["total_return"] for c in ("0bps", "5bps", "10bps", "20bps")]
+        assert totals == sorted(totals, reverse=True)
+    assert table["buy_and_hold"]["0bps"]["turnover"] == pytest.approx(1 / 60)  # one entry, then held
+    # every upstream fitted range is recorded, and the agent's own training period
+    fitted_refs = set(m.summary["upstream_fitted"])
+    assert {s.split("/")[0] for s in fitted_refs} >= {"tokenizer", "jepa", "cfm"}
+    assert m.fitted["train"]["end"] <= test["start"]
+
+
+def test_positions_and_equity_files_agree_with_the_table(trained):
+    ws, result = trained
+    m = result.manifest
+    folder = f"agent/{m.id}"
+    positions = pl.read_parquet(ws.local_path(f"{folder}/positions.parquet"))
+    equity = pl.read_parquet(ws.local_path(f"{folder}/equity.parquet"))
+    assert set(positions["strategy"].unique()) == STRATEGIES
+    assert positions["position"].abs().max() <= 1.0
+    agent = positions.filter(pl.col("strategy") == "agent")
+    assert agent.height == 60 * 2 and agent["position"].std() > 0  # the agent does trade
+    curve = equity.filter((pl.col("strategy") == "agent") & (pl.col("cost_bps") == 5.0)).sort("ts")
+    assert curve.height == 60
+    np.testing.assert_allclose(curve["equity"].to_numpy()[-1],
+                               m.metrics["backtest"]["test"]["table"]["agent"]["5bps"]["total_return"], rtol=1e-9)
+    # hand accounting of the agent's PnL at 5 bps from the positions file
+    by_asset = []
+    for _, g in agent.sort("ts").group_by("asset", maintain_order=True):
+        p, r = g["position"].to_numpy(), g["next_return"].to_numpy()
+        by_asset.append(p * r - 5e-4 * np.abs(np.diff(np.concatenate([[0.0], p]))))
+    np.testing.assert_allclose(np.mean(by_asset, axis=0), curve["pnl"].to_numpy(), atol=1e-12)
+
+
+def test_leakage_guard_refuses_a_period_the_models_were_fitted_on(trained):
+    ws, result = trained
+    train = result.manifest.fitted["train"]
+    period = f"{train['start'].date()},{(train['start'] + dt.timedelta(days=10)).date()}"
+    before = {m.id for m in artifacts.list_artifacts(ws, "agent")}
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "train-agent", "--preset", "debug", "--period", period])
+    assert res.exit_code == 2
+    assert "overlaps data the models were fitted on" in res.stderr and "tokenizer/" in res.stderr
+    assert {m.id for m in artifacts.list_artifacts(ws, "agent")} == before
+    assert not artifacts.leftovers(ws)
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "train-agent", "--preset", "debug", "--period", "2024-13-01,x"])
+    assert res.exit_code == 2 and "backtest.period" in res.stderr
+
+
+def test_reuse_and_cli_json(trained):
+    ws, result = trained
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "--json", "train-agent", "--preset", "debug"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["reused"] and out["ref"] == result.manifest.ref
+    assert set(out["metrics"]["backtest"]["test"]["table"]) == STRATEGIES
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "train-agent", "--preset", "debug", "--cvar-alpha", "1.5"])
+    assert res.exit_code == 2 and "planner.cvar_alpha" in res.stderr
+
+
+def test_policy_planner_and_trials_count_for_the_deflated_sharpe(trained):
+    ws, first = trained
+    config = apply_overrides(DEBUG, ["planner.kind=policy", "train.steps=20"])
+    second = run(config, ws).manifest
+    assert second.summary["planner"] == "policy"
+    assert second.summary["n_trials"] >= 2  # the first agent on this cfm counts as a trial
+    row = second.metrics["backtest"]["test"]["table"]
+    # buy-and-hold does not depend on the agent's configuration
+    assert row["buy_and_hold"]["5bps"]["sharpe"] == first.manifest.metrics["backtest"]["test"]["table"]["buy_and_hold"]["5bps"]["sharpe"]
+    # more trials raise the bar the agent's Sharpe must clear
+    assert row["agent"]["5bps"]["sr0_annual"] > 0
+
+
+def _manifest(stage, fitted):
+    return artifacts.Manifest(stage=stage, id="0" * 16, created=dt.datetime.now(dt.UTC), config={}, parents={},
+                              files={}, metrics={}, summary={}, fitted=fitted, version="")
+
+
+def test_walk_forward_folds_are_backtested_unless_a_model_saw_them():
+    day = lambda d: dt.datetime(2024, 1, d, tzinfo=dt.UTC)  # noqa: E731
+    span = lambda a, b: {"start": day(a), "end": day(b)}  # noqa: E731
+    folds = [{"name": f"wf{k}", "train": span(1, 10 + 4 * k), "validation": span(10 + 4 * k, 12 + 4 * k),
+              "test": span(12 + 4 * k, 14 + 4 * k)} for k in range(3)]
+    dataset = _manifest("dataset", {})
+    dataset.summary["split"] = {"folds": folds}
+    fitted = [_manifest("cfm", {"train": span(1, 14)})]  # fitted on fold wf1's train period
+    periods, skipped = evaluation_periods(DEBUG, dataset, folds[1], fitted)
+    assert [p.name for p in periods] == ["test", "test:wf2"]
+    assert [s["fold"] for s in skipped] == ["wf0"]  # its test days 12-14 were training data
