@@ -106,15 +106,18 @@ def q_values(q: list, z: jax.Array, a: jax.Array) -> jax.Array:
     return jax.vmap(lambda layers: mlp(layers, x))(q)[..., 0]
 
 
-def policy(params: dict, z: jax.Array, *, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def policy(params: dict, z: jax.Array, *, key: jax.Array | None = None, eps: jax.Array | None = None
+           ) -> tuple[jax.Array, jax.Array]:
     """Tanh-Gaussian policy prior. `z [..., L] -> (action [...], log_prob [...])`.
-    With `key` (consumed) the action is sampled, else it is the mode tanh(μ) (log_prob 0)."""
+    With `key` (consumed) or given standard-normal `eps [...]` the action is sampled, else
+    it is the mode tanh(μ) (log_prob 0)."""
     out = mlp(params["pi"], z)
     mu = out[..., 0]
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(out[..., 1]) + 1.0)
-    if key is None:
+    if key is None and eps is None:
         return jnp.tanh(mu), jnp.zeros_like(mu)
-    eps = jax.random.normal(key, mu.shape, mu.dtype)
+    if eps is None:
+        eps = jax.random.normal(key, mu.shape, mu.dtype)
     u = mu + jnp.exp(log_std) * eps
     log_prob = -0.5 * eps**2 - log_std - 0.5 * jnp.log(2 * jnp.pi) - jnp.log(1.0 - jnp.tanh(u) ** 2 + 1e-6)
     return jnp.tanh(u), log_prob
@@ -129,14 +132,19 @@ def state_value(params: dict, h: jax.Array, position: jax.Array, *, group: int) 
 
 
 def prior_trajectories(params: dict, h: jax.Array, position: jax.Array, *, key: jax.Array, n: int, horizon: int,
-                       group: int) -> jax.Array:
+                       group: int, shared: int = 1) -> jax.Array:
     """Policy-prior trajectories for MPPI (TD-MPC2): roll π through the latent dynamics.
-    `h [B, D], position [B] -> [B, n, horizon]`; consumes `key` (one draw per step).
-    Trajectory 0 follows π's mode; the others sample it."""
-    z = jnp.broadcast_to(encode(params, h, position, group=group)[:, None], (h.shape[0], n, params["dyn"][-1]["w"].shape[1]))
+    `h [B, D], position [B] -> [B, n, horizon]`; consumes `key` (one draw per step; groups
+    of `shared` consecutive states share it). Trajectory 0 follows π's mode; the others
+    sample it."""
+    b = h.shape[0]
+    z = encode(params, h, position, group=group)
+    z = jnp.broadcast_to(z[:, None], (b, n, z.shape[-1]))
     actions = []
     for k in range(horizon):
-        sampled, _ = policy(params, z, key=jax.random.fold_in(key, k))
+        eps = jax.random.normal(jax.random.fold_in(key, k), (b // shared, n), z.dtype)
+        eps = jnp.repeat(eps, shared, axis=0) if shared > 1 else eps
+        sampled, _ = policy(params, z, eps=eps)
         mode, _ = policy(params, z)
         a = jnp.concatenate([mode[:, :1], sampled[:, 1:]], axis=1)
         actions.append(a)

@@ -81,14 +81,16 @@ def objective(candidates: jax.Array, returns: jax.Array, position: jax.Array, *,
 def plan(returns: jax.Array, position: jax.Array, *, key: jax.Array, cost: float, alpha: float,
          gamma: float = 1.0, values: jax.Array | None = None, prior: jax.Array | None = None,
          warm: jax.Array | None = None, samples: int = 512, elites: int = 64, iterations: int = 6,
-         temperature: float = 0.5, min_std: float = 0.05, max_std: float = 1.0) -> Plan:
+         temperature: float = 0.5, min_std: float = 0.05, max_std: float = 1.0, shared: int = 1) -> Plan:
     """One MPPI decision per state. Consumes `key` (the Gaussian candidates); the same key
     gives the same candidates across calls (shared random numbers).
 
     returns: `[B, N, H]` sampled future log returns; position: `[B]` held now;
     values: `[B, N, G]` terminal values (or None); prior: `[B, P, H]` policy-prior
     trajectories (or None); warm: `[B, H]` previous plan's mean, already shifted (or None:
-    start at the current position). Jit with the tuning values static.
+    start at the current position); shared: consecutive groups of `shared` states draw the
+    same Gaussian candidates (shared random numbers across universes; B must be a
+    multiple). Jit with the tuning values static.
     """
     b, _, h = returns.shape
     extra = [jnp.broadcast_to(position[:, None, None], (b, 1, h))]  # hold the current position
@@ -106,7 +108,8 @@ def plan(returns: jax.Array, position: jax.Array, *, key: jax.Array, cost: float
 
     best_value = jnp.full((b,), -jnp.inf, returns.dtype)
     for i in range(iterations):
-        noise = jax.random.normal(jax.random.fold_in(key, i), (b, n_gauss, h), returns.dtype)
+        noise = jax.random.normal(jax.random.fold_in(key, i), (b // shared, n_gauss, h), returns.dtype)
+        noise = jnp.repeat(noise, shared, axis=0) if shared > 1 else noise
         cands = jnp.concatenate([jnp.clip(mean[:, None] + std[:, None] * noise, -1.0, 1.0), extra], axis=1)
         s = score(cands)  # [B, S]
         top, idx = jax.lax.top_k(s, elites)  # [B, E]

@@ -48,6 +48,7 @@ class Decider:
         self._graphs = [nnx.split(f) for f in self.flows]
         self.x_dim = self.flows[0].x_dim
         self._futures = jax.jit(self._futures_impl)
+        self._draw = jax.jit(self._draw_impl)
         self._values = jax.jit(self._values_impl)
         self._decide = jax.jit(self._decide_impl)
 
@@ -59,27 +60,35 @@ class Decider:
         """Noise for `futures`: `[B, K * n, x_dim]`, consuming `key`."""
         return jax.random.normal(key, (n_states, self.futures_per_state, self.x_dim), jnp.float32)
 
-    def _futures_impl(self, h, noise):
+    def _draw_impl(self, h, noise):
         from flax import nnx
 
         from strates.cfm.sample import sample_from
 
-        pc, n, d = self.config.planner, self.n_per_member, self.state_dim
-        outs = []
-        for k, (graphdef, state) in enumerate(self._graphs):
-            outs.append(sample_from(nnx.merge(graphdef, state), noise[:, k * n:(k + 1) * n], h, nfe=pc.nfe,
-                                    method="euler"))
-        x = jnp.concatenate(outs, axis=1)  # [B, N, H_cfm * (D + 1)]
-        hc = self.cfm_horizon
-        returns = x[..., hc * d: hc * d + pc.horizon] * self.ret_scale
-        end = x[..., (pc.horizon - 1) * d: pc.horizon * d]
-        end = end / jnp.maximum(jnp.linalg.norm(end, axis=-1, keepdims=True), 1e-12)
-        return returns, end
+        n = self.n_per_member
+        outs = [sample_from(nnx.merge(graphdef, state), noise[:, k * n:(k + 1) * n], h, nfe=self.config.planner.nfe,
+                            method="euler") for k, (graphdef, state) in enumerate(self._graphs)]
+        return jnp.concatenate(outs, axis=1)  # [B, N, H_cfm * (D + 1)]
+
+    def planning_inputs(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Raw futures `x [..., N, H_cfm * (D + 1)]` -> (log returns `[..., N, H]` of the
+        planning horizon, unit JEPA states at its last step `[..., N, D]`)."""
+        d, hc, hp = self.state_dim, self.cfm_horizon, self.config.planner.horizon
+        returns = x[..., hc * d: hc * d + hp] * self.ret_scale
+        end = x[..., (hp - 1) * d: hp * d]
+        return returns, end / jnp.maximum(jnp.linalg.norm(end, axis=-1, keepdims=True), 1e-12)
+
+    def _futures_impl(self, h, noise):
+        return self.planning_inputs(self._draw_impl(h, noise))
 
     def futures(self, h: jax.Array, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """`h [B, D]`, `noise [B, N, x_dim]` -> (log returns `[B, N, H]` of the planning
-        horizon, unit JEPA states at its last step `[B, N, D]`)."""
+        """`h [B, D]`, `noise [B, N, x_dim]` -> `planning_inputs` of the drawn futures."""
         return self._futures(jnp.asarray(h, jnp.float32), noise)
+
+    def draw(self, h: jax.Array, noise: jax.Array) -> jax.Array:
+        """Raw futures from Strate III (the cfm's scaled units): `h [B, D]`, `noise [B, N, x_dim]`
+        -> `[B, N, H_cfm * (D + 1)]`; future j of state b integrates `noise[b, j]`."""
+        return self._draw(jnp.asarray(h, jnp.float32), noise)
 
     def _values_impl(self, params, end):
         g = self.config.planner.value_grid
@@ -92,7 +101,7 @@ class Decider:
         """Terminal values in PnL units (log return): `[B, N, D] -> [B, N, G]`."""
         return self._values(self.params, end)
 
-    def _decide_impl(self, params, h, position, returns, values, warm, key):
+    def _decide_impl(self, params, h, position, returns, values, warm, key, shared=1):
         pc = self.config.planner
         if pc.kind == "policy":
             z = model.encode(params, h, position, group=self.config.model.simnorm_dim)
@@ -103,12 +112,12 @@ class Decider:
         if pc.policy_trajectories:
             prior = model.prior_trajectories(params, h, position, key=jax.random.fold_in(key, 1),
                                              n=pc.policy_trajectories, horizon=pc.horizon,
-                                             group=self.config.model.simnorm_dim)
+                                             group=self.config.model.simnorm_dim, shared=shared)
         gamma = self.config.loss.gamma
         return planner.plan(returns, position, key=key, cost=self.cost, alpha=pc.cvar_alpha, gamma=gamma,
                             values=values, prior=prior, warm=warm, samples=pc.samples, elites=pc.elites,
                             iterations=pc.iterations, temperature=pc.temperature, min_std=pc.min_std,
-                            max_std=pc.max_std)
+                            max_std=pc.max_std, shared=shared)
 
     @functools.cached_property
     def cost(self) -> float:
@@ -124,37 +133,49 @@ class Decider:
     def run(self, h: np.ndarray, valid: np.ndarray, *, key: jax.Array, chunk: int = 256) -> np.ndarray:
         """Walk forward through time: `h [T, A, D]` states of A assets on a common clock,
         `valid [T, A]` -> positions `[T, A]` (0 where not valid; a position is held from
-        its bar to the next). Step t plans from the position of step t-1 and warm-starts
-        from its plan; futures and terminal values do not depend on positions, so they are
-        drawn for every (t, asset) first, `chunk` time steps at a time."""
+        its bar to the next). Futures and terminal values do not depend on positions, so
+        they are drawn for every (t, asset) first, `chunk` time steps at a time; then
+        `walk` decides in time order."""
         t_len, a_len, _ = h.shape
         pc = self.config.planner
-        returns = np.zeros((t_len, a_len, self.futures_per_state, pc.horizon), np.float32)
-        values = np.zeros((t_len, a_len, self.futures_per_state, pc.value_grid), np.float32)
+        returns = np.zeros((t_len, a_len, 1, self.futures_per_state, pc.horizon), np.float32)
+        values = np.zeros((t_len, a_len, 1, self.futures_per_state, pc.value_grid), np.float32)
         for s in range(0, t_len, chunk):
             hh = jnp.asarray(h[s:s + chunk].reshape(-1, h.shape[-1]), jnp.float32)
-            noise = self.noise(jax.random.fold_in(key, s), hh.shape[0])
-            r, end = self.futures(hh, noise)
+            r, end = self.futures(hh, self.noise(jax.random.fold_in(key, s), hh.shape[0]))
             v = self.values(end)
             n = min(chunk, t_len - s)
-            returns[s:s + n] = np.asarray(r).reshape(n, a_len, *r.shape[1:])
-            values[s:s + n] = np.asarray(v).reshape(n, a_len, *v.shape[1:])
+            returns[s:s + n, :, 0] = np.asarray(r).reshape(n, a_len, *r.shape[1:])
+            values[s:s + n, :, 0] = np.asarray(v).reshape(n, a_len, *v.shape[1:])
+        return self.walk(h[:, :, None], valid, returns, values, key=jax.random.fold_in(key, 10**6))[:, :, 0]
+
+    def walk(self, h: np.ndarray, valid: np.ndarray, returns: np.ndarray, values: np.ndarray, *, key: jax.Array
+             ) -> np.ndarray:
+        """Decide in time order. `h [T, A, U, D]` (U universes per asset; universe 0 is the
+        one traded), `valid [T, A]`, `returns [T, A, U, N, H]`, `values [T, A, U, N, G]` ->
+        actions `[T, A, U]`. At step t every universe of an asset plans from the position
+        universe 0 chose at t-1 and from its plan (warm start), with the same random numbers
+        (MPPI candidates, policy samples), so universes differ by their state alone."""
         return np.asarray(self._walk(self.params, jnp.asarray(h, jnp.float32), jnp.asarray(valid), jnp.asarray(returns),
-                                     jnp.asarray(values), jax.random.fold_in(key, 10**6)))
+                                     jnp.asarray(values), key))
 
     @functools.partial(jax.jit, static_argnums=0)
     def _walk(self, params, h, valid, returns, values, key):
-        a_len = h.shape[1]
+        t_len, a_len, u_len, d = h.shape
         horizon = self.config.planner.horizon
 
         def body(carry, xs):
-            position, warm = carry
+            position, warm = carry  # [A], [A, H]
             h_t, ok, r_t, v_t, t = xs
-            plan = self._decide_impl(params, h_t, position, r_t, v_t, warm, jax.random.fold_in(key, t))
-            new_position = jnp.where(ok, plan.action, 0.0)
-            new_warm = jnp.where(ok[:, None], planner.shift(plan.mean), jnp.broadcast_to(new_position[:, None], warm.shape))
-            return (new_position, new_warm), new_position
+            plan = self._decide_impl(params, h_t.reshape(-1, d), jnp.repeat(position, u_len),
+                                     r_t.reshape(-1, *r_t.shape[2:]), v_t.reshape(-1, *v_t.shape[2:]),
+                                     jnp.repeat(warm, u_len, axis=0), jax.random.fold_in(key, t), shared=u_len)
+            actions = jnp.where(ok[:, None], plan.action.reshape(a_len, u_len), 0.0)
+            chosen = actions[:, 0]
+            mean0 = plan.mean.reshape(a_len, u_len, horizon)[:, 0]
+            new_warm = jnp.where(ok[:, None], planner.shift(mean0), jnp.broadcast_to(chosen[:, None], warm.shape))
+            return (chosen, new_warm), actions
 
         init = (jnp.zeros(a_len), jnp.zeros((a_len, horizon)))
-        _, positions = jax.lax.scan(body, init, (h, valid, returns, values, jnp.arange(h.shape[0])))
-        return positions
+        _, actions = jax.lax.scan(body, init, (h, valid, returns, values, jnp.arange(t_len)))
+        return actions
