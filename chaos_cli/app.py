@@ -13,7 +13,18 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from chaos_cli import cmd_artifacts, cmd_completion, cmd_ingest, cmd_tokenize, cmd_topology, cmd_train_agent, cmd_train_cfm, cmd_train_jepa
+from chaos_cli import (
+    cmd_artifacts,
+    cmd_completion,
+    cmd_ingest,
+    cmd_multiverse,
+    cmd_run,
+    cmd_tokenize,
+    cmd_topology,
+    cmd_train_agent,
+    cmd_train_cfm,
+    cmd_train_jepa,
+)
 from chaos_cli.output import Env, print_error
 from strates.core.errors import INTERRUPTED, ChaosError
 
@@ -79,11 +90,13 @@ def main_callback(
     ctx.obj = Env(workspace=workspace, json=json_, verbosity=-1 if quiet else verbose)
 
 
+app.command("run")(cmd_run.run)
 app.command("ingest")(cmd_ingest.ingest)
 app.command("tokenize")(cmd_tokenize.tokenize)
 app.command("train-jepa")(cmd_train_jepa.train_jepa)
 app.command("train-cfm")(cmd_train_cfm.train_cfm)
 app.command("train-agent")(cmd_train_agent.train_agent)
+app.command("multiverse")(cmd_multiverse.multiverse)
 app.command("ls")(cmd_artifacts.ls)
 app.command("show")(cmd_artifacts.show)
 app.command("gc")(cmd_artifacts.gc)

@@ -70,4 +70,4 @@ def _print(env, ws, result) -> None:
         out.print(f"skipped {s['fold']}: {s['reason']}", highlight=False)
     verb = "reused" if result.reused else "trained"
     out.print(f"{verb} [bold]{m.ref}[/] ({m.metrics.get('seconds', '?')} s) at {ws.uri(m.stage, m.id)}", highlight=False)
-    out.print(f"next: chaos show {m.ref}", highlight=False)
+    out.print("next: chaos multiverse", highlight=False)

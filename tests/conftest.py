@@ -47,3 +47,38 @@ def workspace_url(request, tmp_path):
         return str(tmp_path / "ws")
     emulator = request.getfixturevalue("gcs_emulator")
     return f"gs://{emulator.bucket}/ws-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def debug_pipeline(tmp_path_factory):
+    """One small embedded dataset taken through ingest, tokenize, train-jepa, train-cfm and
+    train-agent with the debug presets, shared by the tests of the later stages (mark them
+    `xdist_group("pipeline")` so that one worker builds it once). Returns (workspace,
+    {stage: manifest}). Tests may add artifacts; they must not remove these."""
+    from strates.agent import PRESETS as AGENT_PRESETS
+    from strates.agent import Config as AgentConfig
+    from strates.agent import run as train_agent
+    from strates.cfm import PRESETS as CFM_PRESETS
+    from strates.cfm import Config as CfmConfig
+    from strates.cfm import run as train_cfm
+    from strates.core.config import apply_overrides, merge_presets
+    from strates.core.workspace import Workspace
+    from strates.data.config import Config as IngestConfig
+    from strates.data.embedded import EmbeddedSpec
+    from strates.data.ingest import run as ingest
+    from strates.fsq import PRESETS as FSQ_PRESETS
+    from strates.fsq import Config as FsqConfig
+    from strates.fsq import run as tokenize
+    from strates.jepa import PRESETS as JEPA_PRESETS
+    from strates.jepa import Config as JepaConfig
+    from strates.jepa import run as train_jepa
+
+    ws = Workspace(tmp_path_factory.mktemp("pipeline"))
+    out = {"dataset": ingest(IngestConfig(embedded=EmbeddedSpec(assets=2, bars=900)), ws).manifest}
+    tok = tokenize(merge_presets(FsqConfig(), FSQ_PRESETS, ["debug"]), ws)
+    out["tokenizer"], out["tokens"] = tok.tokenizer, tok.tokens
+    out["jepa"] = train_jepa(merge_presets(JepaConfig(), JEPA_PRESETS, ["debug"]), ws).manifest
+    out["cfm"] = train_cfm(apply_overrides(merge_presets(CfmConfig(), CFM_PRESETS, ["debug"]),
+                                           ["coupling.compare=false"]), ws).manifest
+    out["agent"] = train_agent(merge_presets(AgentConfig(), AGENT_PRESETS, ["debug"]), ws).manifest
+    return ws, out

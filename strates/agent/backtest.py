@@ -51,16 +51,17 @@ def evaluate(strategies: dict[str, np.ndarray], returns_next: np.ndarray, valid:
     """Figures for every strategy at every cost level.
 
     Returns (table `{strategy: {"<bps>": summary}}`, PnL `{strategy: {"<bps>": [T]}}`).
-    The deflated Sharpe ratio counts `n_trials` configurations for the agent; a baseline is
-    one fixed rule, so it is deflated for a single trial."""
+    The deflated Sharpe ratio counts `n_trials` configurations for the agent (or, given a
+    dict, `n_trials[strategy]`, default 1); a baseline is one fixed rule, so it is
+    deflated for a single trial. `trial_sharpes` go with the strategies counted as trials."""
     table: dict[str, dict[str, dict]] = {}
     pnls: dict[str, dict[str, np.ndarray]] = {}
     for name, pos in strategies.items():
-        trials = n_trials if name == "agent" else 1
+        trials = n_trials.get(name, 1) if isinstance(n_trials, dict) else (n_trials if name == "agent" else 1)
         for c in cost_levels:
             pnl = portfolio_pnl(pos, returns_next, valid, cost_bps=c)
             s = metrics.summary(pnl, np.where(valid, pos, 0.0), periods_per_year=periods_per_year, n_trials=trials,
-                                trial_sharpes=trial_sharpes if name == "agent" else None)
+                                trial_sharpes=trial_sharpes if trials > 1 else None)
             table.setdefault(name, {})[cost_key(c)] = s
             pnls.setdefault(name, {})[cost_key(c)] = pnl
     return table, pnls

@@ -13,23 +13,10 @@ from typer.testing import CliRunner
 from chaos_cli.app import app
 from strates.agent import PRESETS, Config, run
 from strates.agent.stage import evaluation_periods
-from strates.cfm import PRESETS as CFM_PRESETS
-from strates.cfm import Config as CfmConfig
-from strates.cfm import run as train_cfm
 from strates.core import artifacts
 from strates.core.config import apply_overrides, merge_presets
-from strates.core.workspace import Workspace
-from strates.data.config import Config as IngestConfig
-from strates.data.embedded import EmbeddedSpec
-from strates.data.ingest import run as ingest
-from strates.fsq import PRESETS as FSQ_PRESETS
-from strates.fsq import Config as FsqConfig
-from strates.fsq import run as tokenize
-from strates.jepa import PRESETS as JEPA_PRESETS
-from strates.jepa import Config as JepaConfig
-from strates.jepa import run as train_jepa
 
-pytestmark = pytest.mark.xdist_group("agent_stage")
+pytestmark = pytest.mark.xdist_group("pipeline")
 
 DEBUG = merge_presets(Config(), PRESETS, ["debug"])
 STRATEGIES = {"agent", "buy_and_hold", "momentum", "random"}
@@ -37,13 +24,9 @@ COSTS = {"0bps", "5bps", "10bps", "20bps"}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    ingest(IngestConfig(embedded=EmbeddedSpec(assets=2, bars=900)), ws)
-    tokenize(merge_presets(FsqConfig(), FSQ_PRESETS, ["debug"]), ws)
-    train_jepa(merge_presets(JepaConfig(), JEPA_PRESETS, ["debug"]), ws)
-    train_cfm(apply_overrides(merge_presets(CfmConfig(), CFM_PRESETS, ["debug"]), ["coupling.compare=false"]), ws)
-    return ws, run(DEBUG, ws)
+def trained(debug_pipeline):
+    ws, out = debug_pipeline
+    return ws, run(DEBUG, ws, cfm=out["cfm"].id)  # reused: the pipeline built it with the same config
 
 
 def test_agent_backtest_against_baselines_at_every_cost(trained):
@@ -120,7 +103,7 @@ def test_reuse_and_cli_json(trained):
 def test_policy_planner_and_trials_count_for_the_deflated_sharpe(trained):
     ws, first = trained
     config = apply_overrides(DEBUG, ["planner.kind=policy", "train.steps=20"])
-    second = run(config, ws).manifest
+    second = run(config, ws, cfm=first.manifest.parents["cfm"]).manifest
     assert second.summary["planner"] == "policy"
     assert second.summary["n_trials"] >= 2  # the first agent on this cfm counts as a trial
     row = second.metrics["backtest"]["test"]["table"]

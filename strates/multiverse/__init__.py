@@ -1,0 +1,8 @@
+"""Multiverse Crossing: M geodesic perturbations of each state on the representation
+sphere, futures and decisions per universe, and whether decisions survive them
+(`crossing.py` holds the canonical definitions; the stage is `stage.py`)."""
+
+from strates.multiverse.config import PRESETS, Config
+from strates.multiverse.stage import run
+
+__all__ = ["Config", "PRESETS", "run"]
