@@ -124,11 +124,13 @@ def policy(params: dict, z: jax.Array, *, key: jax.Array | None = None, eps: jax
 
 
 def state_value(params: dict, h: jax.Array, position: jax.Array, *, group: int) -> jax.Array:
-    """V(h, p) = mean_k Q_k(z, π(z)) with z = enc(h, p) and π's mode: `[..., D], [...] -> [...]`,
-    in reward units (returns divided by the training-period return std)."""
+    """V(h, p) = mean of two Q heads at (z, π(z)), z = enc(h, p), π's mode (TD-MPC2 plans
+    with the average of two heads): `[..., D], [...] -> [...]`, in reward units (returns
+    divided by the training-period return std). The first two heads, for determinism."""
     z = encode(params, h, position, group=group)
     a, _ = policy(params, z)
-    return q_values(params["q"], z, a).mean(0)
+    two = jax.tree.map(lambda w: w[:2], params["q"])
+    return q_values(two, z, a).mean(0)
 
 
 def prior_trajectories(params: dict, h: jax.Array, position: jax.Array, *, key: jax.Array, n: int, horizon: int,

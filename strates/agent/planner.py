@@ -31,7 +31,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from strates.agent.env import cvar, path_rewards
+from strates.agent.env import cvar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +49,21 @@ class Plan:
 jax.tree_util.register_dataclass(Plan, data_fields=["action", "mean", "std", "value"], meta_fields=[])
 
 
+def interpolation_weights(positions: jax.Array, g: int) -> jax.Array:
+    """Linear-interpolation weights of `positions [...]` on the grid `linspace(-1, 1, g)`:
+    `[..., g]`, at most two non-zero, summing to 1 (positions are clipped to [-1, 1])."""
+    x = (jnp.clip(positions, -1.0, 1.0) + 1.0) * 0.5 * (g - 1)
+    lo = jnp.clip(jnp.floor(x), 0, g - 2)
+    frac = x - lo
+    grid = jnp.arange(g, dtype=positions.dtype)
+    return (grid == lo[..., None]) * (1.0 - frac[..., None]) + (grid == lo[..., None] + 1) * frac[..., None]
+
+
 def interpolate(values: jax.Array, positions: jax.Array) -> jax.Array:
     """`values [B, N, G]` on the grid `linspace(-1, 1, G)`, `positions [B, S]` ->
     `[B, S, N]`, linear in the position."""
-    g = values.shape[-1]
-    x = (jnp.clip(positions, -1.0, 1.0) + 1.0) * 0.5 * (g - 1)
-    lo = jnp.clip(jnp.floor(x).astype(jnp.int32), 0, g - 2)
-    frac = (x - lo)[..., None]  # [B, S, 1]
-    v = values[:, None]  # [B, 1, N, G]
-    lo_v = jnp.take_along_axis(v, lo[..., None, None], axis=-1)[..., 0]  # [B, S, N]
-    hi_v = jnp.take_along_axis(v, lo[..., None, None] + 1, axis=-1)[..., 0]
-    return lo_v + frac * (hi_v - lo_v)
+    w = interpolation_weights(positions, values.shape[-1])  # [B, S, G]
+    return jnp.einsum("bsg,bng->bsn", w, values)
 
 
 def objective(candidates: jax.Array, returns: jax.Array, position: jax.Array, *, cost: float, alpha: float,
@@ -68,13 +72,19 @@ def objective(candidates: jax.Array, returns: jax.Array, position: jax.Array, *,
 
     `candidates [B, S, H]`, `returns [B, N, H]`, `position [B]`, `values [B, N, G]` or None
     -> `[B, S]`. Value of a candidate on future n:
-    `sum_k gamma^k reward_k + gamma^H V_n(last position)`."""
+    `sum_k gamma^k reward_k + gamma^H V_n(last position)`, with the rewards of
+    `env.path_rewards`. The PnL term is a contraction over the horizon, `[B, S, H] x
+    [B, N, H] -> [B, S, N]`, and the cost term does not depend on the future, so no
+    `[B, S, N, H]` array is formed."""
     h = candidates.shape[-1]
-    rewards = path_rewards(candidates[:, :, None, :], returns[:, None], position[:, None, None], cost=cost)
-    discount = gamma ** jnp.arange(h, dtype=rewards.dtype)
-    total = jnp.sum(rewards * discount, axis=-1)  # [B, S, N]
+    a = jnp.clip(candidates, -1.0, 1.0)
+    discount = gamma ** jnp.arange(h, dtype=a.dtype)
+    pnl = jnp.einsum("bsh,bnh->bsn", a * discount, returns)
+    prev = jnp.concatenate([jnp.broadcast_to(position[:, None, None], a.shape[:-1] + (1,)), a[..., :-1]], axis=-1)
+    costs = cost * jnp.sum(jnp.abs(a - prev) * discount, axis=-1)  # [B, S]
+    total = pnl - costs[..., None]
     if values is not None:
-        total = total + gamma**h * interpolate(values, candidates[..., -1])
+        total = total + gamma**h * interpolate(values, a[..., -1])
     return cvar(total, alpha, axis=-1)
 
 
