@@ -21,10 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(CHAOS) ingest
-	$(CHAOS) tokenize
-	$(CHAOS) train-jepa
-	$(CHAOS) train-cfm
+	$(CHAOS) run
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -34,6 +31,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/tokenize.py
 	$(PY) benchmarks/ssd.py
 	$(PY) benchmarks/cfm.py
+	$(PY) benchmarks/planner.py
+	$(PY) benchmarks/multiverse.py
 
 completions: $(STAMP)
 	for sh in bash zsh fish; do $(CHAOS) completion $$sh > completions/chaos.$$sh; done

@@ -18,6 +18,7 @@ from chaos_cli import (
     cmd_completion,
     cmd_ingest,
     cmd_multiverse,
+    cmd_report,
     cmd_run,
     cmd_tokenize,
     cmd_topology,
@@ -97,6 +98,7 @@ app.command("train-jepa")(cmd_train_jepa.train_jepa)
 app.command("train-cfm")(cmd_train_cfm.train_cfm)
 app.command("train-agent")(cmd_train_agent.train_agent)
 app.command("multiverse")(cmd_multiverse.multiverse)
+app.command("report")(cmd_report.report)
 app.command("ls")(cmd_artifacts.ls)
 app.command("show")(cmd_artifacts.show)
 app.command("gc")(cmd_artifacts.gc)

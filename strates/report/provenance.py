@@ -1,0 +1,56 @@
+"""The provenance section: every artifact the report was built from, with its parents,
+the time ranges it was fitted on and its resolved config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tomli_w
+
+import strates
+from strates.report.document import Block, Code, Section, Text, span, table, text, when
+from strates.report.sources import STAGES, Sources
+
+
+def config_toml(config: dict[str, Any]) -> str:
+    """A resolved config as TOML (as in the manifest); `(empty)` for none."""
+    if not config:
+        return "(empty)\n"
+    try:
+        return tomli_w.dumps(config)
+    except (TypeError, ValueError):
+        import json
+
+        return json.dumps(config, indent=2, default=str)
+
+
+def _refs(parents: dict[str, str]) -> str:
+    order = {s: i for i, s in enumerate(STAGES)}
+    return ", ".join(f"{k}/{v[:8]}" for k, v in sorted(parents.items(), key=lambda kv: order.get(kv[0], 99))) or "none"
+
+
+def provenance(src: Sources, *, report_id: str, report_config: dict[str, Any]) -> Section:
+    rows = []
+    for stage in STAGES:
+        m = src.get(stage)
+        if m is None:
+            rows.append((stage, "not recorded", "", "", "", ""))
+            continue
+        fitted = "; ".join(f"{k}: {span(v)}" for k, v in sorted(m.fitted.items())) or "none"
+        rows.append((stage, m.id, when(m.created), fitted, m.version, _refs(m.parents)))
+    rows.append(("report", report_id, "this report", "none", strates.__version__, _refs(src.parents)))
+    blocks: list[Block] = [
+        Text(f"Built by chaos {strates.__version__} from artifacts alone: the manifests and Parquet files of the "
+             "artifacts below. Ids are hashes of (stage, resolved config, parent ids)."),
+        table(("stage", "id", "created (UTC)", "fitted on", "version", "parents"), rows,
+              "The artifact graph, upstream first. \"fitted on\": the data each model was fitted on (end exclusive); "
+              "parents by the first 8 characters of their ids.", left=6, wrap=5),
+    ]
+    for stage in STAGES:
+        m = src.get(stage)
+        if m is not None:
+            blocks.append(Code(f"{m.ref}: resolved config", config_toml(m.config)))
+    blocks.append(Code(f"report/{report_id}: resolved config", config_toml(report_config)))
+    if src.problems:
+        blocks.append(Text("Missing pieces: " + text(src.problems), muted=True))
+    return Section("provenance", "Provenance", tuple(blocks))

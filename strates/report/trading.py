@@ -1,0 +1,199 @@
+"""The report's decision sections: Strate IV (the agent's backtest) and Multiverse
+Crossing (how decisions survive perturbations, and what filtering on them does)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from strates.report import figures
+from strates.report.document import (
+    MISSING, Block, Facts, Figure, Heading, Section, Text, dig, facts, fixed, integer, num, pct, slug, span, table, text,
+)
+from strates.report.sections import absent
+from strates.report.sources import Sources
+
+AGENT_STRATEGIES = ("agent", "buy_and_hold", "momentum", "random")
+MULTIVERSE_STRATEGIES = ("deterministic", "filtered", "sized")
+MULTIVERSE_METRICS = ("consensus", "bifurcation", "effective_modes", "lyapunov")
+METRIC_COLUMNS = ("Sharpe", "Sortino", "max drawdown", "annual return", "turnover", "hit rate", "DSR")
+
+DEFINITIONS = (
+    ("representation", "The JEPA state h_t is normalised to unit length, so every state is a point on the unit "
+                       "sphere."),
+    ("geodesic perturbation", "From a unit state u, draw a Gaussian vector, keep its component orthogonal to u and "
+                              "scale it to unit length (v̂); the perturbed state is u' = cos(σ)·u + sin(σ)·v̂, a move "
+                              "of angle σ along a great circle, so u' stays exactly on the sphere."),
+    ("universes", "The unperturbed state and M perturbed copies of it. Each universe gets N futures from Strate III "
+                  "and a decision from Strate IV, with the same random numbers in every universe, so that any "
+                  "difference between universes comes from the perturbation alone."),
+    ("consensus", "The share of universes whose decision direction (short, flat or long) is the majority "
+                  "direction."),
+    ("contested", "A decision whose consensus is below the threshold (default 2/3)."),
+    ("bifurcation index", "The share of perturbed universes whose decision direction differs from the unperturbed "
+                          "decision; 0 means none does."),
+    ("effective number of modes", "exp of the entropy of the normalised eigenvalues of the covariance, across "
+                                  "universes, of the universes' mean futures: 1 when the universes agree, more when "
+                                  "their futures spread along several directions."),
+    ("Lyapunov proxy", "λ = (1/H) · mean over perturbed universes m of log(d_m(H) / d_m(0)), where d_m(t) is the "
+                       "distance between universe m's mean future and the unperturbed mean future at step t "
+                       "(d_m(0): between the starting states). λ < 0: perturbations shrink (stable); λ > 0: they "
+                       "grow."),
+)
+
+
+def _cost(key: str) -> float:
+    try:
+        return float(str(key).removesuffix("bps"))
+    except ValueError:
+        return float("inf")
+
+
+def performance_table(table_: Mapping, order: tuple[str, ...], caption: str):
+    """`table_ {strategy: {"<c>bps": summary}}` as one row per strategy and cost."""
+    rows = []
+    names = [s for s in order if s in table_] + [s for s in table_ if s not in order]
+    for name in names:
+        for cost, r in sorted((table_.get(name) or {}).items(), key=lambda kv: _cost(kv[0])):
+            rows.append((name.replace("_", " "), f"{_cost(cost):g}", fixed(r.get("sharpe")), fixed(r.get("sortino")),
+                         pct(r.get("max_drawdown")), pct(r.get("annual_return")), fixed(r.get("turnover"), 3),
+                         pct(r.get("hit_rate"), 0), fixed(r.get("dsr"))))
+    return table(("strategy", "cost (bps)", *METRIC_COLUMNS), rows, caption, left=1)
+
+
+BACKTEST_NOTE = ("Sharpe and Sortino are annualised; max drawdown is the largest peak-to-trough loss of wealth; "
+                 "annual return is the annualised mean log return; turnover is the mean one-way |Δposition| per asset "
+                 "per bar; hit rate is the share of active bars with a positive PnL; DSR is the deflated Sharpe "
+                 "ratio, the probability that the true Sharpe exceeds the best of the trials expected by chance.")
+
+
+# -- 5. agent ------------------------------------------------------------------------------
+def agent(src: Sources) -> Section:
+    title = "Strate IV: agent backtest"
+    m = src.get("agent")
+    if m is None:
+        return Section("agent", title, (absent("agent", "chaos train-agent"),))
+    s, c = m.summary, m.config
+    blocks: list[Block] = [facts([
+        ("planner", f"{text(dig(s, 'planner', default=dig(c, 'planner', 'kind')))} over "
+                    f"{integer(dig(s, 'futures_per_state', default=dig(c, 'planner', 'futures')))} futures per state"),
+        ("risk measure", f"CVaR at α = {num(dig(s, 'cvar_alpha', default=dig(c, 'planner', 'cvar_alpha')))} of the "
+                         "path PnL (α = 1 is the mean)"),
+        ("cost planned with", f"{num(dig(s, 'cost_bps', default=dig(c, 'env', 'cost_bps')))} bps per side"),
+        ("trials for the DSR", integer(dig(s, "n_trials"))),
+        ("small-trader assumption", text(dig(s, "small_trader"))),
+        ("trained on", f"{integer(dig(s, 'transitions'))} transitions of {span(dig(m.fitted, 'train'))}"),
+    ])]
+    blocks.append(Text(f"Baselines: buy and hold (long every asset throughout), momentum (the sign of the trailing "
+                       f"{text(dig(c, 'backtest', 'momentum_window'))}-bar return), random (uniform positions in [-1, 1]). "
+                       "Every strategy is an equal-weight portfolio over the assets, net of costs."))
+    for skipped in dig(s, "skipped", default=[]) or []:
+        blocks.append(Text(f"Not backtested: {text(skipped.get('fold'))}: {text(skipped.get('reason'))}.", muted=True))
+    equity = src.frame("agent", "equity.parquet")
+    backtest = dig(m.metrics, "backtest", default={}) or {}
+    if not backtest:
+        blocks.append(Text("Backtest: not recorded.", muted=True))
+    for name, p in backtest.items():
+        blocks.append(Heading(f"{name}: {span(p)}, {integer(p.get('bars'))} bars x {integer(p.get('assets'))} assets"))
+        blocks.append(performance_table(p.get("table", {}), AGENT_STRATEGIES,
+                                        "The same positions charged at each cost level. " + BACKTEST_NOTE))
+        curve = _period(equity, name)
+        if curve is not None:
+            blocks.append(Figure(f"agent-equity-{slug(name)}",
+                                 figures.equity(curve, strategies=AGENT_STRATEGIES, highlight="agent",
+                                                dpi=src.config.dpi, max_points=src.config.max_points),
+                                 f"Equity (cumulative log PnL, net of costs) of the agent and the baselines over the "
+                                 f"{name} period, one panel per cost level."))
+        else:
+            blocks.append(Text("Equity curves: not recorded.", muted=True))
+    return Section("agent", title, tuple(blocks))
+
+
+def _period(frame, name: str):
+    import polars as pl
+
+    if frame is None or "period" not in frame.columns:
+        return frame
+    out = frame.filter(pl.col("period") == name)
+    return out if out.height else None
+
+
+# -- 6. multiverse -------------------------------------------------------------------------
+def multiverse(src: Sources) -> Section:
+    title = "Multiverse Crossing"
+    m = src.get("multiverse")
+    mt, cfg = m.metrics, src.config
+    period = dig(mt, "period", default={}) or {}
+    threshold = dig(mt, "threshold", default=dig(m.config, "threshold"))
+    contested_last = dig(mt, "contested_assets_last")
+    blocks: list[Block] = [facts([
+        ("universes", f"M = {integer(dig(mt, 'universes'))} perturbed + 1 unperturbed, "
+                      f"N = {integer(dig(mt, 'futures'))} futures each"),
+        ("perturbation angle", f"σ = {num(dig(mt, 'sigma'))} rad"),
+        ("period", f"{text(period.get('name'))}: {span(period)}, {integer(period.get('bars'))} bars"),
+        ("contested threshold", f"consensus < {fixed(threshold, 3)}"),
+        ("decisions", integer(dig(mt, "decisions"))),
+        ("contested", f"{integer(dig(mt, 'contested'))} ({pct(dig(mt, 'contested_share'))} of decisions)"),
+        ("contested at the last decision time", MISSING if contested_last is None else text(contested_last)),
+    ])]
+    dist = dig(mt, "distribution", default={}) or {}
+    stats = ("mean", "std", "min", "p05", "p25", "p50", "p75", "p95", "max")
+    order = [k for k in MULTIVERSE_METRICS if k in dist] + sorted(k for k in dist if k not in MULTIVERSE_METRICS)
+    if dist:
+        blocks.append(table(("metric", *stats),
+                            [(k.replace("_", " "), *(num(dig(dist, k, q), 3) for q in stats)) for k in order],
+                            "Distribution of the per-decision metrics over every asset and decision time."))
+    decisions = src.frame("multiverse", "decisions.parquet")
+    decisions = _period(decisions, text(period.get("name"))) if period.get("name") else decisions
+    if decisions is not None and decisions.height:
+        blocks.append(Figure("multiverse-heatmaps", figures.heatmaps(decisions, bins=cfg.heatmap_times, dpi=cfg.dpi),
+                             "Per asset and decision time: consensus, bifurcation index and Lyapunov proxy "
+                             "(a column averages consecutive decision times when there are many)."))
+        blocks.append(Figure("multiverse-distribution",
+                             figures.distributions(decisions, threshold=threshold, dpi=cfg.dpi),
+                             "Histograms of the per-decision metrics; dashed: the contested threshold."))
+    else:
+        blocks.append(Text("Per-decision metrics: not recorded (decisions.parquet missing).", muted=True))
+    blocks.append(Heading("filtered vs deterministic"))
+    blocks.append(Text("deterministic: the unperturbed universe's decision. filtered: the same, except that no trade is "
+                       "made while a decision is contested (the previous position is held). sized: the deterministic "
+                       "position scaled by its consensus. All three on the same bars and costs."))
+    comparison = dig(mt, "comparison", default={}) or {}
+    if comparison:
+        blocks.append(performance_table(comparison, MULTIVERSE_STRATEGIES, BACKTEST_NOTE))
+        blocks.extend(Text(line) for line in verdict(comparison, dig(mt, "contested")))
+        curve = src.frame("multiverse", "equity.parquet")
+        if curve is not None and curve.height:
+            blocks.append(Figure("multiverse-equity",
+                                 figures.equity(curve, strategies=MULTIVERSE_STRATEGIES, highlight="deterministic",
+                                                dpi=cfg.dpi, max_points=cfg.max_points),
+                                 "Equity (cumulative log PnL, net of costs) of the deterministic, filtered and "
+                                 "consensus-sized policies, one panel per cost level."))
+    else:
+        blocks.append(Text("Comparison: not recorded.", muted=True))
+    blocks.append(Heading("definitions"))
+    blocks.append(Facts(DEFINITIONS))
+    return Section("multiverse", title, tuple(blocks))
+
+
+def verdict(comparison: Mapping, contested) -> list[str]:
+    """Plain sentences on what the comparison shows, whichever way it goes."""
+    base = comparison.get("deterministic") or {}
+    lines = []
+    if contested == 0:
+        lines.append("No decision was contested, so the filtered policy is the deterministic policy: the comparison "
+                     "cannot show an effect of filtering here.")
+    for other in ("filtered", "sized"):
+        rows = comparison.get(other) or {}
+        diffs = []
+        for cost in sorted(set(rows) & set(base), key=_cost):
+            a, b = rows[cost].get("sharpe"), base[cost].get("sharpe")
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                diffs.append((cost, a - b))
+        if not diffs:
+            continue
+        higher = sum(d > 1e-12 for _, d in diffs)
+        lower = sum(d < -1e-12 for _, d in diffs)
+        detail = "; ".join(f"{_cost(c):g} bps {d:+.2f}" for c, d in diffs)
+        lines.append(f"{other} minus deterministic Sharpe: {detail}. Higher at {higher}, lower at {lower}, equal at "
+                     f"{len(diffs) - higher - lower} of {len(diffs)} cost levels.")
+    return lines
