@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, SetOpt, WorkspaceOpt, env_from
-from chaos_cli.output import print_json
+from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, SetOpt, WorkspaceOpt, env_from, overrides
+from chaos_cli.output import print_stage_result
 
 
 def multiverse(
@@ -29,18 +29,11 @@ def multiverse(
     from strates.multiverse.config import DEFAULT_PRESET
 
     env = env_from(ctx, workspace, json_)
-    flags = [f"{name}={value}" for name, value in
-             (("universes", universes), ("sigma", sigma), ("futures", futures), ("threshold", threshold))
-             if value is not None]
+    flags = overrides(universes=universes, sigma=sigma, futures=futures, threshold=threshold)
     config = apply_overrides(merge_presets(Config(), PRESETS, preset or [DEFAULT_PRESET]), [*(set_ or []), *flags])
     ws = env.workspace_obj()
     result = run(config, ws, agent=agent, force=force, reporter=env.reporter())
-    m = result.manifest
-    if env.json:
-        print_json({"ok": True, "reused": result.reused, "ref": m.ref, "uri": ws.uri(m.stage, m.id),
-                    "metrics": m.to_json()["metrics"]})
-        return
-    _print(env, ws, result)
+    print_stage_result(env, ws, result, _print)
 
 
 def _print(env, ws, result) -> None:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, SetOpt, WorkspaceOpt, env_from
-from chaos_cli.output import print_json
+from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, SetOpt, WorkspaceOpt, env_from, overrides
+from chaos_cli.output import print_stage_result
 
 
 def train_agent(
@@ -30,20 +30,13 @@ def train_agent(
     from strates.core.config import apply_overrides, merge_presets
 
     env = env_from(ctx, workspace, json_)
-    flags = [f"planner.kind={planner}" if planner is not None else None,
-             f"planner.cvar_alpha={cvar_alpha}" if cvar_alpha is not None else None,
-             f"env.cost_bps={cost_bps}" if cost_bps is not None else None,
-             f"backtest.period={period}" if period is not None else None]
+    flags = overrides(planner__kind=planner, planner__cvar_alpha=cvar_alpha, env__cost_bps=cost_bps,
+                      backtest__period=period)
     config = apply_overrides(merge_presets(Config(), PRESETS, preset or [DEFAULT_PRESET]),
-                             [*(set_ or []), *(f for f in flags if f)])
+                             [*(set_ or []), *flags])
     ws = env.workspace_obj()
     result = run(config, ws, cfm=cfm, force=force, reporter=env.reporter())
-    m = result.manifest
-    if env.json:
-        print_json({"ok": True, "reused": result.reused, "ref": m.ref, "uri": ws.uri(m.stage, m.id),
-                    "metrics": m.to_json()["metrics"], "skipped": m.summary.get("skipped", [])})
-        return
-    _print(env, ws, result)
+    print_stage_result(env, ws, result, _print, skipped=result.manifest.summary.get("skipped", []))
 
 
 def _print(env, ws, result) -> None:

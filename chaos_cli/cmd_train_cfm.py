@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, SetOpt, WorkspaceOpt, env_from
-from chaos_cli.output import print_json
+from chaos_cli.output import print_stage_result
 
 
 def train_cfm(
@@ -33,12 +33,7 @@ def train_cfm(
         config = dataclasses.replace(config, ensemble=ensemble)
     ws = env.workspace_obj()
     result = run(config, ws, jepa=jepa, force=force, reporter=env.reporter())
-    m = result.manifest
-    if env.json:
-        print_json({"ok": True, "reused": result.reused, "ref": m.ref, "uri": ws.uri(m.stage, m.id),
-                    "metrics": m.to_json()["metrics"]})
-        return
-    _print(env, ws, result)
+    print_stage_result(env, ws, result, _print)
 
 
 def _print(env, ws, result) -> None:

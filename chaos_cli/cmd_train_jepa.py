@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, SetOpt, WorkspaceOpt, env_from
-from chaos_cli.output import print_json
+from chaos_cli.output import print_json, print_stage_result
 
 
 def train_jepa(
@@ -47,12 +47,7 @@ def train_jepa(
 
     ws = env.workspace_obj()
     result = run(config, ws, tokens=tokens, topology=topology, mesh=mesh, force=force, reporter=env.reporter())
-    m = result.manifest
-    if env.json:
-        print_json({"ok": True, "reused": result.reused, "ref": m.ref, "uri": ws.uri(m.stage, m.id),
-                    "metrics": m.to_json()["metrics"]})
-        return
-    _print_result(env, ws, result)
+    print_stage_result(env, ws, result, _print_result)
 
 
 def _print_plan(env, r) -> None:

@@ -32,3 +32,9 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config field: section.field=value (repeatable)."),
 ]
+
+
+def overrides(**values) -> list[str]:
+    """`--set`-style overrides from dedicated options: `field=value` for each value given
+    (keyword names use `__` for the dot: `planner__kind="mppi"` -> `planner.kind=mppi`)."""
+    return [f"{name.replace('__', '.')}={value}" for name, value in values.items() if value is not None]

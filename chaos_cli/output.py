@@ -59,6 +59,17 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_stage_result(env: Env, ws: Any, result: Any, print_text: Any, **extra: Any) -> None:
+    """A stage's result: with --json `{ok, reused, ref, uri, metrics, **extra}` on stdout,
+    else `print_text(env, ws, result)` (tables for people)."""
+    m = result.manifest
+    if env.json:
+        print_json({"ok": True, "reused": result.reused, "ref": m.ref, "uri": ws.uri(m.stage, m.id),
+                    "metrics": m.to_json()["metrics"], **extra})
+    else:
+        print_text(env, ws, result)
+
+
 def print_error(env: Env, err: ChaosError) -> None:
     console = env.stderr
     from rich.markup import escape

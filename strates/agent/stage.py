@@ -190,51 +190,50 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
     data = transitions(states, period_index(states, fold["train"]["start"], fold["train"]["end"], 1),
                        ret_scale=ret_scale, config=config)
     writer = artifacts.begin(ws, STAGE, aid, resume=True)  # an interrupted run resumes from its checkpoints
-    if True:
-        rel = writer.rel("checkpoints")
-        steps = config.train.steps
-        with rep.task(f"training the agent offline on {len(data.ret)} transitions ({steps} steps)", total=steps) as update:
-            result = _train_agent(config, data, cost=cost / ret_scale, ckpt=ws.local_path(rel) or ws.uri(rel),
-                                  on_log=training_log(update, "value", "cql"))
-        decider = Decider(config, result.params, flows, ret_scale=ret_scale, cfm_horizon=int(scales["horizon"]),
-                          state_dim=int(scales["state_dim"]))
-        ppy = perf.annual_factor(float(dataset.summary["interval_seconds"]))
-        trial_sharpes = prior_trials(ws, cm.id, exclude=aid, cost=backtest.cost_key(config.env.cost_bps), ppy=ppy)
-        n_trials = max(config.backtest.trials, len(trial_sharpes) + 1)
-        out: dict[str, Any] = {}
-        pos_frames, eq_frames = [], []
-        for i, period in enumerate(periods):
-            ts, h, valid, r_next, r_now = clock(states, period, config.backtest.max_bars)
-            if not len(ts):
-                skipped.append({"fold": period.name, "reason": "no bars inside the period"})
-                continue
-            with rep.task(f"backtesting {period.name}: {len(ts)} bars x {len(states)} assets ({config.planner.kind})"):
-                agent_pos = decider.run(h, valid, key=jax.random.key(config.train.seed + 100 + i))
-            strategies = {"agent": agent_pos, **backtest.baseline_positions(
-                r_now, valid, window=config.backtest.momentum_window, seed=config.backtest.random_seed + i)}
-            table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.backtest.cost_levels,
-                                            periods_per_year=ppy, n_trials=n_trials,
-                                            trial_sharpes=trial_sharpes or None)
-            out[period.name] = {"start": period.start, "end": period.end, "bars": len(ts), "assets": len(states),
-                                "table": table}
-            pos_frames.append(_positions_frame(period.name, ts, states, strategies, r_next, valid))
-            eq_frames.append(_equity_frame(period.name, ts, pnls))
-        import polars as pl
+    rel = writer.rel("checkpoints")
+    steps = config.train.steps
+    with rep.task(f"training the agent offline on {len(data.ret)} transitions ({steps} steps)", total=steps) as update:
+        result = _train_agent(config, data, cost=cost / ret_scale, ckpt=ws.local_path(rel) or ws.uri(rel),
+                              on_log=training_log(update, "value", "cql"))
+    decider = Decider(config, result.params, flows, ret_scale=ret_scale, cfm_horizon=int(scales["horizon"]),
+                      state_dim=int(scales["state_dim"]))
+    ppy = perf.annual_factor(float(dataset.summary["interval_seconds"]))
+    trial_sharpes = prior_trials(ws, cm.id, exclude=aid, cost=backtest.cost_key(config.env.cost_bps), ppy=ppy)
+    n_trials = max(config.backtest.trials, len(trial_sharpes) + 1)
+    out: dict[str, Any] = {}
+    pos_frames, eq_frames = [], []
+    for i, period in enumerate(periods):
+        ts, h, valid, r_next, r_now = clock(states, period, config.backtest.max_bars)
+        if not len(ts):
+            skipped.append({"fold": period.name, "reason": "no bars inside the period"})
+            continue
+        with rep.task(f"backtesting {period.name}: {len(ts)} bars x {len(states)} assets ({config.planner.kind})"):
+            agent_pos = decider.run(h, valid, key=jax.random.key(config.train.seed + 100 + i))
+        strategies = {"agent": agent_pos, **backtest.baseline_positions(
+            r_now, valid, window=config.backtest.momentum_window, seed=config.backtest.random_seed + i)}
+        table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.backtest.cost_levels,
+                                        periods_per_year=ppy, n_trials=n_trials,
+                                        trial_sharpes=trial_sharpes or None)
+        out[period.name] = {"start": period.start, "end": period.end, "bars": len(ts), "assets": len(states),
+                            "table": table}
+        pos_frames.append(_positions_frame(period.name, ts, states, strategies, r_next, valid))
+        eq_frames.append(_equity_frame(period.name, ts, pnls))
+    import polars as pl
 
-        writer.write_parquet("positions.parquet", pl.concat(pos_frames))
-        writer.write_parquet("equity.parquet", pl.concat(eq_frames))
-        writer.add_existing("checkpoints")
-        metrics = {"backtest": out, "training": result.history[-1] if result.history else {},
-                   "seconds": round(time.perf_counter() - t0, 2)}
-        summary = {
-            "fold": fold["name"], "planner": config.planner.kind, "cost_bps": config.env.cost_bps,
-            "cvar_alpha": config.planner.cvar_alpha, "n_trials": n_trials, "transitions": int(len(data.ret)),
-            "futures_per_state": decider.futures_per_state, "skipped": skipped, "history": result.history,
-            "upstream_fitted": {m.ref: m.fitted for m in upstream if m.fitted},
-            "small_trader": "positions do not move prices; fills at the next bar's return, costs per side on |Δposition|",
-        }
-        manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary,
-                                 fitted={"train": train_span})
+    writer.write_parquet("positions.parquet", pl.concat(pos_frames))
+    writer.write_parquet("equity.parquet", pl.concat(eq_frames))
+    writer.add_existing("checkpoints")
+    metrics = {"backtest": out, "training": result.history[-1] if result.history else {},
+               "seconds": round(time.perf_counter() - t0, 2)}
+    summary = {
+        "fold": fold["name"], "planner": config.planner.kind, "cost_bps": config.env.cost_bps,
+        "cvar_alpha": config.planner.cvar_alpha, "n_trials": n_trials, "transitions": int(len(data.ret)),
+        "futures_per_state": decider.futures_per_state, "skipped": skipped, "history": result.history,
+        "upstream_fitted": {m.ref: m.fitted for m in upstream if m.fitted},
+        "small_trader": "positions do not move prices; fills at the next bar's return, costs per side on |Δposition|",
+    }
+    manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary,
+                             fitted={"train": train_span})
     return Result(manifest, False)
 
 
