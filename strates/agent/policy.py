@@ -22,6 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from strates.agent import model, planner
+from strates.agent.config import Config
+from strates.core.errors import ConfigError
+
 
 def blockwise(fn, block: int, *arrays):
     """`fn` over the leading axis of `arrays` in blocks of `block` rows (`lax.map`; the last
@@ -36,8 +40,12 @@ def blockwise(fn, block: int, *arrays):
     out = jax.lax.map(lambda xs: fn(*xs), blocks)
     return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], out)
 
-from strates.agent import model, planner
-from strates.agent.config import Config
+
+def check_horizon(config: Config, cfm_horizon: int) -> None:
+    """The planner scores futures, so it cannot look further ahead than they reach."""
+    if config.planner.horizon > cfm_horizon:
+        raise ConfigError(f"planner.horizon {config.planner.horizon} is longer than the cfm futures ({cfm_horizon} bars)",
+                          field="planner.horizon", fix=f"use --set planner.horizon={cfm_horizon} or less")
 
 
 @dataclasses.dataclass(eq=False)  # hashed by identity: `_walk` is jitted with self static
@@ -52,13 +60,8 @@ class Decider:
     def __post_init__(self):
         from flax import nnx
 
-        pc = self.config.planner
-        if pc.horizon > self.cfm_horizon:
-            from strates.core.errors import ConfigError
-
-            raise ConfigError(f"planner.horizon {pc.horizon} is longer than the cfm futures ({self.cfm_horizon} bars)",
-                              field="planner.horizon", fix=f"use --set planner.horizon={self.cfm_horizon} or less")
-        self.n_per_member = -(-pc.futures // len(self.flows))
+        check_horizon(self.config, self.cfm_horizon)
+        self.n_per_member = -(-self.config.planner.futures // len(self.flows))
         self._graphs = [nnx.split(f) for f in self.flows]
         self.x_dim = self.flows[0].x_dim
         self._futures = jax.jit(self._futures_impl)

@@ -160,7 +160,7 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
 
     from strates.agent import backtest
     from strates.agent import metrics as perf
-    from strates.agent.policy import Decider
+    from strates.agent.policy import Decider, check_horizon
     from strates.cfm.data import load_states, period_index
     from strates.cfm.stage import load_flows
 
@@ -178,6 +178,7 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
     dataset = artifacts.resolve(ws, parents["dataset"], stage="dataset")
     fold = next(f for f in dataset.summary["split"]["folds"] if f["name"] == cm.summary["fold"])
     train_span = {"start": fold["train"]["start"], "end": fold["train"]["end"]}
+    # this agent's own fitted range joins the upstream ones in the leakage check
     own = artifacts.Manifest(schema=0, stage=STAGE, id=aid, created=dt.datetime.now(dt.UTC), config={}, parents={},
                              files={}, metrics={}, summary={}, fitted={"train": train_span}, version="")
     periods, skipped = evaluation_periods(config, dataset, fold, [*upstream, own])
@@ -185,6 +186,7 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
     with rep.task("embedding every bar with the JEPA"):
         states, _, _ = load_states(ws, jm)
     flows, scales = load_flows(ws, cm)
+    check_horizon(config, int(scales["horizon"]))
     ret_scale = float(scales["ret_scale"])
     cost = config.env.cost_bps * 1e-4
     data = transitions(states, period_index(states, fold["train"]["start"], fold["train"]["end"], 1),

@@ -15,6 +15,7 @@ from strates.agent import PRESETS, Config, run
 from strates.agent.stage import evaluation_periods
 from strates.core import artifacts
 from strates.core.config import apply_overrides, merge_presets
+from strates.core.errors import ConfigError
 
 pytestmark = pytest.mark.xdist_group("pipeline")
 
@@ -129,3 +130,11 @@ def test_walk_forward_folds_are_backtested_unless_a_model_saw_them():
     periods, skipped = evaluation_periods(DEBUG, dataset, folds[1], fitted)
     assert [p.name for p in periods] == ["test", "test:wf2"]
     assert [s["fold"] for s in skipped] == ["wf0"]  # its test days 12-14 were training data
+
+
+def test_planning_beyond_the_futures_is_refused_before_training(trained):
+    ws, result = trained
+    before = {m.id for m in artifacts.list_artifacts(ws, "agent")}
+    with pytest.raises(ConfigError, match="planner.horizon 6 is longer than the cfm futures"):
+        run(apply_overrides(DEBUG, ["planner.horizon=6"]), ws, cfm=result.manifest.parents["cfm"])
+    assert {m.id for m in artifacts.list_artifacts(ws, "agent")} == before and not artifacts.leftovers(ws)
