@@ -16,7 +16,10 @@
 - Lyapunov proxy (finite time): λ = (1/H) mean_m log(d_m(H) / d_m(0)), with d_m(t) the
   distance between universe m's mean future state and the unperturbed one at step t
   (d_m(0): between the perturbed and the unperturbed state). λ < 0: perturbations
-  shrink; λ > 0: they grow. Without a perturbation (σ = 0) it is 0.
+  shrink; λ > 0: they grow. Without a perturbation (σ = 0) it is 0. The stage takes the
+  mean future state on the sphere (the mean of the N unit states, projected back onto
+  it): a plain mean of diffuse futures is shorter than 1, which would shrink d_m(H) and
+  bias λ towards stability for reasons unrelated to the dynamics.
 
 Dimension letters: U = M + 1 universes (index 0 unperturbed), D state dims, H steps,
 F future dims; leading dims broadcast.

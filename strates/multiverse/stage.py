@@ -76,7 +76,9 @@ def _summaries(decider, x, universes, *, hc: int):
     states = x[..., : hc * d].reshape(*x.shape[:-1], hc, d)
     states = states / jnp.maximum(jnp.linalg.norm(states, axis=-1, keepdims=True), 1e-12)
     modes = crossing.effective_modes(x.mean(2))
-    lyap = crossing.lyapunov(universes, states.mean(2))
+    mean_states = states.mean(2)  # the extrinsic mean on the sphere: averaged, then projected back onto it
+    mean_states = mean_states / jnp.maximum(jnp.linalg.norm(mean_states, axis=-1, keepdims=True), 1e-12)
+    lyap = crossing.lyapunov(universes, mean_states)
     cum = jnp.cumsum(x[:, 0, :, hc * d:] * decider.ret_scale, axis=-1)  # [B, N, H_cfm]
     fans = jnp.moveaxis(jnp.quantile(cum, jnp.array(QUANTILES), axis=1), 0, -1)
     return modes, lyap, fans
