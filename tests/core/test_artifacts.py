@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -175,3 +176,24 @@ def test_leakage_check_fails_loudly():
     artifacts.check_fitted_before(_manifest(boundary), boundary)  # end is exclusive: fine
     with pytest.raises(LeakageError, match="after the test period starts"):
         artifacts.check_fitted_before(_manifest(boundary + dt.timedelta(hours=1)), boundary)
+
+
+def test_ancestors_walk_every_parent_once(tmp_path):
+    ws = Workspace(tmp_path)
+    data = _publish(ws, "dataset")
+    tok = _publish(ws, "tokens", parents={"dataset": data.id})
+    model = _publish(ws, "jepa", parents={"tokens": tok.id, "dataset": data.id})
+    assert [m.ref for m in artifacts.ancestors(ws, model)] == [tok.ref, data.ref]
+    orphan = _publish(ws, "cfm", parents={"jepa": "0123456789abcdef"})
+    with pytest.raises(ArtifactNotFound, match="names a parent jepa/0123456789abcdef"):
+        artifacts.ancestors(ws, orphan)
+
+
+def test_evaluation_periods_must_not_overlap_fitted_ranges():
+    day = lambda d: dt.datetime(2024, 1, d, tzinfo=dt.UTC)  # noqa: E731
+    fitted = dataclasses.replace(_manifest(day(10)), fitted={"train": {"start": day(1), "end": day(10)}})
+    artifacts.check_disjoint([fitted], day(10), day(20), period="test")  # half-open ranges only touch
+    assert artifacts.overlapping([fitted], day(12), day(20)) == []
+    with pytest.raises(LeakageError, match=r"overlaps data the models were fitted on: .*'train' data 2024-01-01"):
+        artifacts.check_disjoint([fitted], day(9), day(20), period="test")
+    assert [hit[1] for hit in artifacts.overlapping([fitted], dt.datetime(2023, 1, 1, tzinfo=dt.UTC), day(2))] == ["train"]
