@@ -26,3 +26,4 @@ def test_pipeline_runs_every_stage_then_reuses_them(debug_pipeline):
     assert ws.exists(f"report/{report}/report.html")
     again = run(ws, presets=["debug"], ingest_config=small, universes=3)
     assert all(s.reused for s in again) and [s.ref for s in again] == [s.ref for s in first]
+
