@@ -219,7 +219,7 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
         out[period.name] = {"start": period.start, "end": period.end, "bars": len(ts), "assets": len(states),
                             "table": table}
         pos_frames.append(_positions_frame(period.name, ts, states, strategies, r_next, valid))
-        eq_frames.append(_equity_frame(period.name, ts, pnls))
+        eq_frames.append(equity_frame(period.name, ts, pnls))
     import polars as pl
 
     writer.write_parquet("positions.parquet", pl.concat(pos_frames))
@@ -253,7 +253,9 @@ def _positions_frame(period, ts, states, strategies, r_next, valid):
     return pl.concat(frames)
 
 
-def _equity_frame(period, ts, pnls):
+def equity_frame(period: str, ts: np.ndarray, pnls: dict[str, dict[str, np.ndarray]]):
+    """Equity curves as a long frame: period, ts, strategy, cost_bps, pnl, equity (the
+    cumulative log PnL), from `backtest.evaluate`'s PnL `{strategy: {"<c>bps": [T]}}`."""
     import polars as pl
 
     frames = []

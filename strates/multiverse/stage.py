@@ -153,7 +153,7 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
 
     from strates.agent import backtest
     from strates.agent import metrics as perf
-    from strates.agent.stage import Period, clock
+    from strates.agent.stage import Period, clock, equity_frame
     from strates.cfm.data import load_states
 
     rep = reporter or NullReporter()
@@ -190,7 +190,7 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
         writer.write_parquet("decisions.parquet", _decisions_frame(name, ts, states, valid, out, strategies, r_next,
                                                                     contested))
         writer.write_parquet("fans.parquet", _fans_frame(ts, states, valid, out["fans"]))
-        writer.write_parquet("equity.parquet", _equity_frame(name, ts, pnls))
+        writer.write_parquet("equity.parquet", equity_frame(name, ts, pnls))
         ok = valid.astype(bool)
         last = np.nonzero(ok.any(1))[0]
         metrics: dict[str, Any] = {
@@ -247,8 +247,3 @@ def _fans_frame(ts, states, valid, fans):
             }))
     return pl.concat(rows).sort("asset", "ts", "step")
 
-
-def _equity_frame(period, ts, pnls):
-    from strates.agent.stage import _equity_frame as frame
-
-    return frame(period, ts, pnls)
