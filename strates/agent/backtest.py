@@ -46,18 +46,18 @@ def portfolio_pnl(positions: np.ndarray, returns_next: np.ndarray, valid: np.nda
 
 
 def evaluate(strategies: dict[str, np.ndarray], returns_next: np.ndarray, valid: np.ndarray, *,
-             cost_levels, periods_per_year: float, n_trials: int = 1, trial_sharpes=None
+             cost_levels, periods_per_year: float, n_trials: dict[str, int] | None = None, trial_sharpes=None
              ) -> tuple[dict[str, dict[str, dict]], dict[str, dict[str, np.ndarray]]]:
     """Figures for every strategy at every cost level.
 
     Returns (table `{strategy: {"<bps>": summary}}`, PnL `{strategy: {"<bps>": [T]}}`).
-    The deflated Sharpe ratio counts `n_trials` configurations for the agent (or, given a
-    dict, `n_trials[strategy]`, default 1); a baseline is one fixed rule, so it is
-    deflated for a single trial. `trial_sharpes` go with the strategies counted as trials."""
+    The deflated Sharpe ratio of a strategy counts `n_trials[strategy]` configurations
+    tried (default 1: a baseline is one fixed rule); `trial_sharpes` go with the
+    strategies counted as more than one trial."""
     table: dict[str, dict[str, dict]] = {}
     pnls: dict[str, dict[str, np.ndarray]] = {}
     for name, pos in strategies.items():
-        trials = n_trials.get(name, 1) if isinstance(n_trials, dict) else (n_trials if name == "agent" else 1)
+        trials = (n_trials or {}).get(name, 1)
         for c in cost_levels:
             pnl = portfolio_pnl(pos, returns_next, valid, cost_bps=c)
             s = metrics.summary(pnl, np.where(valid, pos, 0.0), periods_per_year=periods_per_year, n_trials=trials,

@@ -214,7 +214,7 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
         strategies = {"agent": agent_pos, **backtest.baseline_positions(
             r_now, valid, window=config.backtest.momentum_window, seed=config.backtest.random_seed + i)}
         table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.backtest.cost_levels,
-                                        periods_per_year=ppy, n_trials=n_trials,
+                                        periods_per_year=ppy, n_trials={"agent": n_trials},
                                         trial_sharpes=trial_sharpes or None)
         out[period.name] = {"start": period.start, "end": period.end, "bars": len(ts), "assets": len(states),
                             "table": table}

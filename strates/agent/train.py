@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from strates.agent import model
+from strates.agent import env, model
 from strates.agent.config import Config
 
 
@@ -81,7 +81,7 @@ def make_loss(config: Config, *, cost: float):
     def loss_fn(params, batch, key):
         k_next, k_pi, k_cql, k_heads, k_pick = jax.random.split(key, 5)
         p, a = batch["p"], batch["a"]
-        r = a * batch["ret"] / batch["scale"] - cost * jnp.abs(a - p)
+        r, _ = env.step(p, a, batch["ret"], cost=cost, scale=batch["scale"])  # the environment's own reward
         sg = jax.lax.stop_gradient
         z_next = sg(model.encode(params, batch["h_next"], a, group=group))
         a_next, _ = model.policy(sg(params), z_next, key=k_next)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from strates.agent import planner
+from strates.agent import env, planner
 
 N, H = 16, 3
 
@@ -195,3 +195,17 @@ def test_plan_stays_in_bounds():
     p = planner.plan(returns, jnp.zeros(2), key=jax.random.key(1), cost=5e-4, alpha=1.0)
     assert float(jnp.abs(p.mean).max()) <= 1.0
     assert float(jnp.abs(p.action).max()) <= 1.0
+
+
+def test_objective_is_the_environments_pnl():
+    # the planner's fast form (a contraction over the horizon, costs per candidate) must
+    # give exactly the environment's rewards: with alpha = 1 and gamma = 1 it is their mean
+    rng = np.random.default_rng(3)
+    cands = jnp.asarray(rng.uniform(-1.2, 1.2, (2, 7, H)), jnp.float32)
+    returns = jnp.asarray(0.01 * rng.standard_normal((2, N, H)), jnp.float32)
+    position = jnp.array([0.3, -0.5])
+    got = planner.objective(cands, returns, position, cost=1e-3, alpha=1.0, gamma=1.0)
+    rewards = env.path_rewards(cands[:, :, None], returns[:, None], position[:, None, None], cost=1e-3)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(rewards.sum(-1).mean(-1)), rtol=1e-5, atol=1e-7)
+    worst = planner.objective(cands, returns, position, cost=1e-3, alpha=1 / N, gamma=1.0)
+    np.testing.assert_allclose(np.asarray(worst), np.asarray(rewards.sum(-1).min(-1)), rtol=1e-5, atol=1e-7)
