@@ -18,7 +18,7 @@ import io
 import json
 import tomllib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import tomli_w
 
@@ -34,7 +34,7 @@ MIN_PREFIX = 4
 
 
 class LeakageError(ChaosError):
-    """An artifact was fitted on data at or after its evaluation boundary."""
+    """An evaluated period overlaps data an artifact was fitted or selected on."""
 
     exit_code = 2
 
@@ -48,7 +48,10 @@ class FileEntry:
 @dataclasses.dataclass(frozen=True)
 class Manifest:
     """What `manifest.toml` holds. `fitted` maps a name (e.g. `train`) to {start, end}
-    (end exclusive) of the data the artifact was fitted on; `summary` holds stage facts."""
+    (end exclusive) of the data the artifact was fitted on; `selected` does the same for
+    the data it was chosen on (checkpoint choice, early stopping, a setting picked on
+    validation; empty for a stage that chooses nothing, and in manifests written before the
+    field existed); `summary` holds stage facts. Neither range enters the id."""
 
     stage: str
     id: str
@@ -61,6 +64,7 @@ class Manifest:
     fitted: dict[str, dict[str, dt.datetime]]
     version: str
     schema: int = MANIFEST_SCHEMA
+    selected: dict[str, dict[str, dt.datetime]] = dataclasses.field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -79,6 +83,7 @@ class Manifest:
             "metrics": _sorted(to_dict(self.metrics)),
             "summary": _sorted(to_dict(self.summary)),
             "fitted": _sorted(to_dict(self.fitted)),
+            "selected": _sorted(to_dict(self.selected)),
         }
         return tomli_w.dumps(data).encode()
 
@@ -96,6 +101,7 @@ class Manifest:
                 metrics=raw.get("metrics", {}),
                 summary=raw.get("summary", {}),
                 fitted=raw.get("fitted", {}),
+                selected=raw.get("selected", {}),
                 version=raw.get("version", "unknown"),
                 schema=raw.get("schema", MANIFEST_SCHEMA),
             )
@@ -277,9 +283,14 @@ class ArtifactWriter:
         metrics: Mapping[str, Any] | None = None,
         summary: Mapping[str, Any] | None = None,
         fitted: Mapping[str, Mapping[str, dt.datetime]] | None = None,
+        selected: Mapping[str, Mapping[str, dt.datetime]] | None = None,
         before_manifest: Callable[[], None] | None = None,
     ) -> Manifest:
         """Write `manifest.toml` (last), making the artifact visible; return it.
+
+        `fitted` / `selected`: {name: {start, end}} (end exclusive) of the data the artifact
+        was fitted on / chosen on (see `Manifest`); the leakage guard refuses to evaluate on
+        either.
 
         `before_manifest` runs after every data file is written and before the manifest:
         tests use it to kill the process at exactly that point.
@@ -294,6 +305,7 @@ class ArtifactWriter:
             metrics=dict(metrics or {}),
             summary=dict(summary or {}),
             fitted={k: dict(v) for k, v in (fitted or {}).items()},
+            selected={k: dict(v) for k, v in (selected or {}).items()},
             version=strates.__version__,
         )
         data = manifest.to_toml()
@@ -327,14 +339,38 @@ def begin(ws: Workspace, stage: str, artifact: str, *, resume: bool = False) -> 
 
 
 # -- leakage -------------------------------------------------------------------------------
+USES = ("fitted", "selected")
+
+
+class Overlap(NamedTuple):
+    """One recorded range of an artifact that touches an evaluated period: `ref` (stage/id),
+    `name` (e.g. `train`, `validation`), `span` ({start, end}, end exclusive) and `use`:
+    `fitted` or `selected`."""
+
+    ref: str
+    name: str
+    span: dict
+    use: str
+
+    def describe(self) -> str:
+        return (f"{self.ref} was {self.use} on '{self.name}' data "
+                f"{self.span['start'].isoformat()} .. {self.span['end'].isoformat()}")
+
+
+def used_ranges(manifest: Manifest) -> list[tuple[str, str, dict]]:
+    """(use, name, span) of every range `manifest` was fitted or selected on."""
+    return [(use, name, span) for use in USES for name, span in sorted(getattr(manifest, use).items())]
+
+
 def check_fitted_before(manifest: Manifest, boundary: dt.datetime, *, period: str = "test") -> None:
-    """Fail loudly if `manifest` was fitted on data at or after `boundary` (the start of the
-    evaluation `period`). Every evaluation calls this on each artifact it evaluates."""
-    for name, span in manifest.fitted.items():
+    """Fail loudly if `manifest` was fitted or selected on data at or after `boundary` (the
+    start of the evaluation `period`). Every evaluation calls this on each artifact it
+    evaluates."""
+    for use, name, span in used_ranges(manifest):
         end = span.get("end")
         if end is not None and end > boundary:
             raise LeakageError(
-                f"{manifest.ref} was fitted on '{name}' data up to {end.isoformat()}, "
+                f"{manifest.ref} was {use} on '{name}' data up to {end.isoformat()}, "
                 f"after the {period} period starts at {boundary.isoformat()}",
                 fix="re-fit it on data before the boundary (check the dataset split and --force the stage)",
             )
@@ -358,26 +394,36 @@ def ancestors(ws: Workspace, manifest: Manifest) -> list[Manifest]:
     return list(seen.values())
 
 
-def overlapping(manifests: list[Manifest], start: dt.datetime, end: dt.datetime) -> list[tuple[str, str, dict]]:
-    """(artifact ref, fitted name, span) of every fitted range that overlaps [start, end)."""
+def overlapping(manifests: list[Manifest], start: dt.datetime, end: dt.datetime) -> list[Overlap]:
+    """Every fitted or selected range of `manifests` that overlaps [start, end)."""
     out = []
     for m in manifests:
-        for name, span in m.fitted.items():
+        for use, name, span in used_ranges(m):
             s, e = span.get("start"), span.get("end")
             if s is not None and e is not None and s < end and start < e:
-                out.append((m.ref, name, span))
+                out.append(Overlap(m.ref, name, span, use))
     return out
 
 
+def first_unused(manifests: list[Manifest], start: dt.datetime, end: dt.datetime) -> dt.datetime:
+    """The earliest time t in [start, end] from which [t, end) overlaps none of the ranges
+    `manifests` were fitted or selected on (`end` when none is left): where a stage may
+    start scoring a period that upstream selection used the first part of."""
+    cut = start
+    for hit in overlapping(manifests, start, end):
+        cut = max(cut, min(hit.span["end"], end))
+    return cut
+
+
 def check_disjoint(manifests: list[Manifest], start: dt.datetime, end: dt.datetime, *, period: str) -> None:
-    """Fail loudly if any of `manifests` was fitted on data inside [start, end), the
-    evaluation `period`; the error names every offending artifact and range."""
+    """Fail loudly if any of `manifests` was fitted or selected on data inside [start, end),
+    the evaluation `period`; the error names every offending artifact, use and range."""
     hits = overlapping(manifests, start, end)
     if hits:
-        where = "; ".join(f"{ref} was fitted on '{name}' data {span['start'].isoformat()} .. {span['end'].isoformat()}"
-                          for ref, name, span in hits)
+        later = max(h.span["end"] for h in hits)
         raise LeakageError(
-            f"the {period} period {start.isoformat()} .. {end.isoformat()} overlaps data the models were fitted on: {where}",
-            fix="evaluate on a later period (the dataset's test period is safe), or re-fit the upstream stages "
-                "on data before it",
+            f"the {period} period {start.isoformat()} .. {end.isoformat()} overlaps data the models were fitted on or "
+            f"selected on: {'; '.join(h.describe() for h in hits)}",
+            fix=f"evaluate on a period starting at or after {later.isoformat()} (the dataset's test period of the "
+                "models' fold is safe), or re-fit the upstream stages on data before it",
         )

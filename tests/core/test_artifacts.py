@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import tomllib
 
 import polars as pl
 import pytest
+import tomli_w
 
 from strates.core import artifacts
 from strates.core.artifacts import LeakageError, Manifest
@@ -194,6 +196,57 @@ def test_evaluation_periods_must_not_overlap_fitted_ranges():
     fitted = dataclasses.replace(_manifest(day(10)), fitted={"train": {"start": day(1), "end": day(10)}})
     artifacts.check_disjoint([fitted], day(10), day(20), period="test")  # half-open ranges only touch
     assert artifacts.overlapping([fitted], day(12), day(20)) == []
-    with pytest.raises(LeakageError, match=r"overlaps data the models were fitted on: .*'train' data 2024-01-01"):
+    with pytest.raises(LeakageError, match=r"overlaps data the models were fitted on or selected on: "
+                                           r".*fitted on 'train' data 2024-01-01"):
         artifacts.check_disjoint([fitted], day(9), day(20), period="test")
     assert [hit[1] for hit in artifacts.overlapping([fitted], dt.datetime(2023, 1, 1, tzinfo=dt.UTC), day(2))] == ["train"]
+
+
+def _day(d):
+    return dt.datetime(2024, 1, d, tzinfo=dt.UTC)
+
+
+def test_selected_ranges_round_trip_and_default_to_empty(workspace_url):
+    ws = Workspace(workspace_url)
+    config, parents = {"alpha": 1}, {"dataset": "ab" * 8}
+    writer = artifacts.begin(ws, "jepa", artifacts.artifact_id("jepa", config, parents))
+    m = writer.commit(config=config, parents=parents, fitted={"train": {"start": _day(1), "end": _day(10)}},
+                      selected={"validation": {"start": _day(10), "end": _day(12)}})
+    got = artifacts.get(ws, "jepa", m.id)
+    assert got == m and got.selected == {"validation": {"start": _day(10), "end": _day(12)}}
+    assert got.to_json()["selected"]["validation"] == {"start": "2024-01-10T00:00:00Z", "end": "2024-01-12T00:00:00Z"}
+    # a manifest written before `selected` existed reads as having selected nothing
+    raw = tomllib.loads(m.to_toml().decode())
+    del raw["selected"]
+    old = Manifest.from_toml(tomli_w.dumps(raw).encode())
+    assert old.selected == {} and old.fitted == m.fitted and old.id == m.id
+    assert _publish(ws).selected == {}
+
+
+def test_selected_ranges_do_not_change_ids():
+    # pinned before `selected` was added: the id hashes (schema, stage, config, parents) only
+    config = {"train": {"steps": 12}, "when": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}
+    assert artifacts.artifact_id("jepa", config, {"tokens": "ab" * 8, "dataset": "cd" * 8}) == "0261eca03c714ae1"
+    assert artifacts.MANIFEST_SCHEMA == 1
+
+
+def test_guard_refuses_periods_a_model_was_selected_on():
+    model = dataclasses.replace(_manifest(_day(10)), stage="jepa",
+                                fitted={"train": {"start": _day(1), "end": _day(10)}},
+                                selected={"validation": {"start": _day(10), "end": _day(12)}})
+    hits = artifacts.overlapping([model], _day(11), _day(20))
+    assert [(h.ref, h.use, h.name) for h in hits] == [("jepa/abc", "selected", "validation")]
+    assert hits[0].describe() == ("jepa/abc was selected on 'validation' data "
+                                  "2024-01-10T00:00:00+00:00 .. 2024-01-12T00:00:00+00:00")
+    with pytest.raises(LeakageError, match=r"the test period .* overlaps .*jepa/abc was selected on 'validation' data "
+                                           r"2024-01-10.* \.\. 2024-01-12") as info:
+        artifacts.check_disjoint([model], _day(11), _day(20), period="test")
+    assert info.value.exit_code == 2 and "2024-01-12" in info.value.fix  # the fix names the first safe start
+    artifacts.check_disjoint([model], _day(12), _day(20), period="test")  # after both: fine
+    with pytest.raises(LeakageError, match="was selected on 'validation' data up to 2024-01-12"):
+        artifacts.check_fitted_before(model, _day(11))
+    artifacts.check_fitted_before(model, _day(12))
+    # where scoring may start inside a period whose first part chose a model
+    assert artifacts.first_unused([model], _day(10), _day(14)) == _day(12)
+    assert artifacts.first_unused([model], _day(12), _day(14)) == _day(12)
+    assert artifacts.first_unused([model], _day(10), _day(11)) == _day(11)  # nothing left
