@@ -1,11 +1,13 @@
 """Walk-forward backtests: the agent against simple baselines, after the same costs.
 
-Accounting (`env.rollout_np`): a position chosen at bar t is held over bar t+1 and earns
-position x r_{t+1}; every change of position pays `cost x |Δposition|` (per side; the book
-starts flat, so the first entry pays too). The portfolio gives each asset an equal share of
-capital: its PnL per bar is the mean over the assets trading at that bar. PnL is in log
-returns. The same positions are charged at every level of `cost_levels` (a stress test of
-a fixed strategy); the agent itself planned with `env.cost_bps`.
+Accounting (`strates.core.accounting`, the project's one definition): a position chosen at
+bar t is held over bar t+1 and earns position x (e^{r_{t+1}} - 1); every change of position
+pays `cost x |Δposition|` (per side; the book starts flat, so the first entry pays too).
+The portfolio gives each asset with a bar at t an equal share of capital: its simple return
+per bar is the mean of those assets' simple PnL (an asset outside its history is left out,
+never held flat), and wealth grows by log1p of it. The same positions are charged at every
+level of `cost_levels` (a stress test of a fixed strategy); the agent itself planned with
+`env.cost_bps`.
 
 Baselines, all causal: buy-and-hold (+1 in every asset), trailing momentum (the sign of the
 sum of the last W returns known at t), and a random policy (uniform positions in [-1, 1],
@@ -17,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from strates.agent import metrics
-from strates.agent.env import bps, rollout_np
+from strates.core import accounting
 
 BASELINES = ("buy_and_hold", "momentum", "random")
 
@@ -38,30 +40,37 @@ def baseline_positions(returns_past: np.ndarray, valid: np.ndarray, *, window: i
     return {k: np.where(valid, v, 0.0) for k, v in out.items()}
 
 
-def portfolio_pnl(positions: np.ndarray, returns_next: np.ndarray, valid: np.ndarray, *, cost_bps: float) -> np.ndarray:
-    """Equal-weight portfolio PnL per bar, net of costs: `[T, A]` x3 -> `[T]`."""
-    pnl, _ = rollout_np(np.where(valid, positions, 0.0), np.where(valid, returns_next, 0.0), cost=bps(cost_bps))
-    count = np.maximum(valid.sum(1), 1)
-    return pnl.sum(1) / count
+def portfolio_returns(positions: np.ndarray, returns_next: np.ndarray, valid: np.ndarray, *, cost_bps: float
+                      ) -> np.ndarray:
+    """Equal-weight portfolio simple return per bar, net of costs: positions `[T, A]`, the
+    next bar's *log* returns `[T, A]`, `valid [T, A]` -> `[T]` (`accounting`)."""
+    pos = np.where(valid, positions, 0.0)
+    pnl, _ = accounting.rollout(pos, accounting.simple(np.where(valid, returns_next, 0.0)),
+                                cost=accounting.bps(cost_bps))
+    return accounting.portfolio_returns(pnl, valid)
 
 
 def evaluate(strategies: dict[str, np.ndarray], returns_next: np.ndarray, valid: np.ndarray, *,
-             cost_levels, periods_per_year: float, n_trials: dict[str, int] | None = None, trial_sharpes=None
+             cost_levels, periods_per_year: float, n_trials: dict[str, int] | None = None,
+             trial_sharpes: dict[str, list[float]] | None = None
              ) -> tuple[dict[str, dict[str, dict]], dict[str, dict[str, np.ndarray]]]:
     """Figures for every strategy at every cost level.
 
-    Returns (table `{strategy: {"<bps>": summary}}`, PnL `{strategy: {"<bps>": [T]}}`).
-    The deflated Sharpe ratio of a strategy counts `n_trials[strategy]` configurations
-    tried (default 1: a baseline is one fixed rule); `trial_sharpes` go with the
-    strategies counted as more than one trial."""
+    Returns (table `{strategy: {"<bps>": summary}}`, simple returns `{strategy: {"<bps>":
+    [T]}}`). The deflated Sharpe ratio of a strategy counts `n_trials[strategy]`
+    configurations tried (default 1: a baseline is one fixed rule); for those counted as more
+    than one trial, the variance of the trials' Sharpes comes from `trial_sharpes[cost key]`
+    (the per-bar Sharpes of the earlier trials at that cost level) plus the strategy's own."""
     table: dict[str, dict[str, dict]] = {}
     pnls: dict[str, dict[str, np.ndarray]] = {}
     for name, pos in strategies.items():
         trials = (n_trials or {}).get(name, 1)
         for c in cost_levels:
-            pnl = portfolio_pnl(pos, returns_next, valid, cost_bps=c)
+            pnl = portfolio_returns(pos, returns_next, valid, cost_bps=c)
+            others = (trial_sharpes or {}).get(cost_key(c), []) if trials > 1 else []
+            own = metrics.sharpe(pnl, periods_per_year=1.0)
             s = metrics.summary(pnl, np.where(valid, pos, 0.0), periods_per_year=periods_per_year, n_trials=trials,
-                                trial_sharpes=trial_sharpes if trials > 1 else None)
+                                trial_sharpes=[*others, own] if others else None)
             table.setdefault(name, {})[cost_key(c)] = s
             pnls.setdefault(name, {})[cost_key(c)] = pnl
     return table, pnls

@@ -5,15 +5,17 @@ the same whatever the agent does. That is what lets an offline dataset be relabe
 any action, and lets a plan be scored on futures drawn without the agent in them.
 
 One step, for one asset (all arrays broadcast, so the same functions serve [A] assets,
-[B, N] futures or [B, S, N] candidate plans):
+[B, N] futures or [B, S, N] candidate plans), in the project's one accounting
+(`strates.core.accounting`, DESIGN.md "Accounting"):
 
     position p in [-1, 1]   the position held before the decision
     action a in [-1, 1]     the target position, held over the next bar
-    reward  = a * r_next - cost * |a - p|        (cost is a fraction: bps * 1e-4 per side)
+    reward  = a * R_next - cost * |a - p|        (cost is a fraction: bps * 1e-4 per side)
 
-`r_next` is the next bar's log return; with `vol_scaled` rewards the PnL term is divided
-by a causal trailing volatility (risk parity: a unit position carries unit risk), the
-cost term is not. The state the agent sees is (h_t, p): the JEPA state and the position.
+`R_next = expm1(r_next)` is the next bar's *simple* return (`accounting.simple` of its log
+return). With `vol_scaled` rewards the PnL term is divided by a causal trailing volatility
+(risk parity: a unit position carries unit risk), the cost term is not. The state the agent
+sees is (h_t, p): the JEPA state and the position.
 """
 
 from __future__ import annotations
@@ -22,43 +24,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def bps(cost_bps: float) -> float:
-    """Cost per side as a fraction of the traded notional: 5 bps -> 0.0005."""
-    return float(cost_bps) * 1e-4
+from strates.core import accounting
+from strates.core.accounting import bps  # noqa: F401  (the environment's cost unit)
 
 
-def step(position: jax.Array, action: jax.Array, next_return: jax.Array, *, cost: float,
+def step(position: jax.Array, action: jax.Array, next_simple_return: jax.Array, *, cost: float,
          scale: jax.Array | float = 1.0) -> tuple[jax.Array, jax.Array]:
-    """One bar. `position, action, next_return: [...]` -> `(reward [...], new position [...])`.
-
-    The action is clipped to [-1, 1] and becomes the new position; `scale` divides the PnL
-    term only (1 = plain returns; a trailing volatility = risk-parity reward)."""
+    """One bar. `position, action, next_simple_return: [...]` -> `(reward [...], new position
+    [...])`: `accounting.asset_pnl`, with the action clipped to [-1, 1] as the new position;
+    `scale` divides the PnL term only (1 = plain returns; a trailing volatility = risk-parity
+    reward)."""
     a = jnp.clip(action, -1.0, 1.0)
-    reward = a * next_return / scale - cost * jnp.abs(a - position)
+    reward = accounting.asset_pnl(a, next_simple_return / scale, position, cost=cost)
     return reward, a
 
 
-def path_rewards(actions: jax.Array, returns: jax.Array, position: jax.Array, *, cost: float) -> jax.Array:
-    """Per-step rewards of a held sequence of positions.
+def path_rewards(actions: jax.Array, simple_returns: jax.Array, position: jax.Array, *, cost: float) -> jax.Array:
+    """Per-step rewards of a held sequence of positions (`accounting.path_pnl`).
 
-    `actions: [..., H]` (positions for bars 1..H), `returns: [..., H]` (log returns of those
-    bars), `position: [...]` (held before bar 1) -> `[..., H]`; leading dims broadcast.
+    `actions: [..., H]` (positions for bars 1..H), `simple_returns: [..., H]` (simple returns
+    of those bars), `position: [...]` (held before bar 1) -> `[..., H]`; leading dims broadcast.
     """
-    a = jnp.clip(actions, -1.0, 1.0)
-    prev = jnp.concatenate([jnp.broadcast_to(position[..., None], a.shape[:-1] + (1,)), a[..., :-1]], axis=-1)
-    return a * returns - cost * jnp.abs(a - prev)
-
-
-def rollout_np(positions: np.ndarray, returns: np.ndarray, *, cost: float, position0: float | np.ndarray = 0.0
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Backtest accounting on the host. `positions: [T, A]` chosen at bars 0..T-1 and held
-    over the following bar, `returns: [T, A]` the log return of that following bar ->
-    `(pnl [T, A], costs [T, A])`, PnL net of costs. Same arithmetic as `step`."""
-    positions = np.clip(np.asarray(positions, np.float64), -1.0, 1.0)
-    prev = np.concatenate([np.broadcast_to(position0, positions.shape[1:])[None], positions[:-1]], axis=0)
-    costs = cost * np.abs(positions - prev)
-    return positions * np.asarray(returns, np.float64) - costs, costs
+    return accounting.path_pnl(actions, simple_returns, position, cost=cost)
 
 
 def trailing_vol(returns: np.ndarray, *, window: int, floor: float) -> np.ndarray:

@@ -1,18 +1,22 @@
-"""Backtest metrics on per-bar log-return PnL (pure numpy + scipy, no JAX).
+"""Backtest metrics on per-bar simple portfolio returns (pure numpy + scipy, no JAX).
 
-Conventions: ``pnl`` is the strategy's per-bar *log* return, already net of costs, shape
-``[T]``; ``positions`` is the position held over each bar, shape ``[T, A]`` (or ``[T]`` for
-one asset). Annualisation uses ``periods_per_year`` bars a year (see ``annual_factor``).
-Every function returns plain Python floats that are finite, so results can go into TOML.
+Conventions: ``pnl`` is the strategy's per-bar *simple* return ``R_t`` net of costs, the
+equal-weight portfolio return of `strates.core.accounting`, shape ``[T]``; ``positions`` is
+the position held over each bar, shape ``[T, A]`` (or ``[T]`` for one asset). Annualisation
+uses ``periods_per_year`` bars a year: the dataset's measured figure (``annual_factor`` is
+the fallback for datasets that predate it). Every function returns plain Python floats
+that are finite, so results can go into TOML.
 
 Formulas
 --------
-Sharpe = mean / std(ddof=1) * sqrt(ppy). Sortino = mean / DD * sqrt(ppy), with the downside
-deviation DD = sqrt(mean(min(pnl, 0)^2)) over all T bars (target 0). Both are 0.0 when their
-denominator is zero (constant PnL, or no losing bar for Sortino) instead of +-inf.
+Sharpe = mean(R) / std(R, ddof=1) * sqrt(ppy). Sortino = mean(R) / DD * sqrt(ppy), with the
+downside deviation DD = sqrt(mean(min(R, 0)^2)) over all T bars (target 0). Both are 0.0
+when their denominator is zero (constant PnL, or no losing bar for Sortino) instead of
++-inf.
 
-Max drawdown is taken on the wealth curve W = exp(cumsum(pnl)) with W_0 = 1 included:
-max_t 1 - W_t / max_{s<=t} W_s, a fraction in [0, 1).
+Wealth W_t = prod(1 + R_s) (`accounting.wealth`, W_{-1} = 1). Total return W_T - 1; annual
+return the compound annual growth rate exp(mean(log1p R) * ppy) - 1 (>= -100%); max
+drawdown max_t 1 - W_t / max_{s<=t} W_s with W_{-1} = 1 included, a fraction in [0, 1].
 
 Probabilistic Sharpe ratio (Bailey & Lopez de Prado 2012, "The Sharpe ratio efficient
 frontier", J. of Risk 15(2)), with the per-bar (not annualised) sr, sample skewness g3 and
@@ -37,6 +41,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import ndtr, ndtri
+
+from strates.core import accounting
 
 EULER_GAMMA = 0.5772156649015329
 SECONDS_PER_YEAR = 365.25 * 86400.0
@@ -91,14 +97,23 @@ def sortino(pnl, *, periods_per_year: float) -> float:
 
 
 def max_drawdown(pnl) -> float:
-    """Largest peak-to-trough loss of wealth exp(cumsum(pnl)) from ``pnl`` [T], start W_0 = 1.
+    """Largest peak-to-trough loss of wealth prod(1 + pnl) from simple returns ``pnl`` [T],
+    start W = 1. Returns a fraction in [0, 1] (1 after ruin); 0.0 for a never-falling path."""
+    equity = np.concatenate([[1.0], accounting.wealth(_pnl(pnl))])
+    peak = np.maximum.accumulate(equity)
+    return float((1.0 - equity / peak).max())
 
-    Returns a fraction in [0, 1); 0.0 for an empty or never-falling path.
-    """
+
+def annual_return(pnl, *, periods_per_year: float) -> float:
+    """Compound annual growth rate of simple returns ``pnl`` [T]: exp(mean(log1p R) ppy) - 1,
+    in [-1, inf); -1.0 after ruin, 0.0 for T == 0."""
     x = _pnl(pnl)
-    equity = np.concatenate([[0.0], np.cumsum(x)])
-    drawdown = -np.expm1(equity - np.maximum.accumulate(equity))
-    return float(drawdown.max())
+    if x.size == 0:
+        return 0.0
+    g = accounting.log_growth(x)
+    if not np.all(np.isfinite(g)):
+        return -1.0
+    return float(np.expm1(min(g.mean() * periods_per_year, 700.0)))
 
 
 def turnover(positions, *, position0=0.0) -> float:
@@ -207,7 +222,7 @@ def summary(
 ) -> dict[str, float | int]:
     """All metrics for ``pnl`` [T] and ``positions`` [T, A] (or [T]) as finite Python numbers.
 
-    Keys: total_return (sum of log pnl), annual_return, annual_vol, sharpe, sortino,
+    Keys: total_return (W_T - 1), annual_return (CAGR), annual_vol, sharpe, sortino,
     max_drawdown, turnover, hit_rate (over bars with any nonzero position), dsr,
     sr0_annual (SR0 * sqrt(ppy)), bars (int T).
     """
@@ -219,8 +234,8 @@ def summary(
     mean, std = _mean_std(x)
     dsr = deflated_sharpe(x, n_trials=n_trials, trial_sharpes=trial_sharpes)
     out = {
-        "total_return": float(x.sum()),
-        "annual_return": mean * periods_per_year,
+        "total_return": float(accounting.wealth(x)[-1] - 1.0) if x.size else 0.0,
+        "annual_return": annual_return(x, periods_per_year=periods_per_year),
         "annual_vol": std * math.sqrt(periods_per_year),
         "sharpe": sharpe(x, periods_per_year=periods_per_year),
         "sortino": sortino(x, periods_per_year=periods_per_year),

@@ -6,8 +6,9 @@ iteration draws candidates, scores them, keeps the elites, and refits mean and s
 elites weighted by `exp(score / temperature)`. The departures, for markets:
 
 - The learned latent dynamics are not rolled out; each candidate is scored on the N
-  futures Strate III drew for this state (the return paths `returns [B, N, H]`), with the
-  exact PnL of the environment (`env.path_rewards`: position x return - cost x |Δposition|).
+  futures Strate III drew for this state (the log-return paths `returns [B, N, H]`), with
+  the exact PnL of the environment in simple returns (`env.path_rewards`, i.e.
+  `accounting.path_pnl`: position x (e^r - 1) - cost x |Δposition|).
 - The objective is the CVaR at level `alpha` of the per-future value (discounted PnL plus
   the discounted terminal value), not the mean: `env.cvar`, `alpha = 1` is the mean.
 - The terminal value V(h_{t+H}, p) depends on a candidate only through its last position
@@ -32,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from strates.agent.env import cvar
+from strates.core import accounting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,15 +73,16 @@ def objective(candidates: jax.Array, returns: jax.Array, position: jax.Array, *,
     """CVaR over futures of each candidate's discounted value.
 
     `candidates [B, S, H]`, `returns [B, N, H]`, `position [B]`, `values [B, N, G]` or None
-    -> `[B, S]`. Value of a candidate on future n:
+    -> `[B, S]`; `returns` are log returns. Value of a candidate on future n:
     `sum_k gamma^k reward_k + gamma^H V_n(last position)`, with the rewards of
-    `env.path_rewards`. The PnL term is a contraction over the horizon, `[B, S, H] x
-    [B, N, H] -> [B, S, N]`, and the cost term does not depend on the future, so no
-    `[B, S, N, H]` array is formed."""
+    `env.path_rewards` on the simple returns `expm1(returns)`. The PnL term is a
+    contraction over the horizon, `[B, S, H] x [B, N, H] -> [B, S, N]` (PnL is linear in
+    the position), and the cost term does not depend on the future, so no `[B, S, N, H]`
+    array is formed."""
     h = candidates.shape[-1]
     a = jnp.clip(candidates, -1.0, 1.0)
     discount = gamma ** jnp.arange(h, dtype=a.dtype)
-    pnl = jnp.einsum("bsh,bnh->bsn", a * discount, returns)
+    pnl = jnp.einsum("bsh,bnh->bsn", a * discount, accounting.simple(returns))
     prev = jnp.concatenate([jnp.broadcast_to(position[:, None, None], a.shape[:-1] + (1,)), a[..., :-1]], axis=-1)
     costs = cost * jnp.sum(jnp.abs(a - prev) * discount, axis=-1)  # [B, S]
     total = pnl - costs[..., None]

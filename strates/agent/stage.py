@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from strates.agent.config import Config
-from strates.core import artifacts
+from strates.core import accounting, artifacts
 from strates.core.config import to_dict
 from strates.core.errors import ConfigError
 from strates.core.progress import NullReporter, Reporter, training_log
@@ -59,28 +59,37 @@ def parse_period(text: str) -> tuple[dt.datetime, dt.datetime]:
 
 def evaluation_periods(config: Config, dataset: artifacts.Manifest, fold: dict, fitted: list[artifacts.Manifest]
                        ) -> tuple[list[Period], list[dict]]:
-    """The periods to backtest, and the folds skipped because a model was fitted on them.
+    """The periods to backtest, and the folds skipped ({fold, reason}).
 
-    An explicit `backtest.period` must not overlap any fitted range (else LeakageError).
-    By default: the test period of the models' fold, then the test period of every other
-    fold of the dataset that no model was fitted on."""
+    `fitted`: the agent and every artifact upstream of it; the ranges each was fitted on
+    *and* selected on (checkpoint choice on validation) count. An explicit
+    `backtest.period` must not overlap any of them (else LeakageError). By default: the
+    test period of the models' fold, then the test period of every later fold (one starting
+    at or after the models' own test start) that overlaps none of them. Earlier folds are
+    skipped even where no model was fitted on them: in walk-forward, fold k validates on
+    fold k-1's test block, so that block chose the models and is not out of sample."""
     if config.backtest.period:
         start, end = parse_period(config.backtest.period)
         artifacts.check_disjoint(fitted, start, end, period="requested backtest")
         return [Period("custom", start, end)], []
-    periods, skipped = [], []
-    folds = dataset.summary["split"]["folds"]
-    ordered = [fold] + [f for f in folds if f["name"] != fold["name"]]
-    for f in ordered:
-        name = "test" if f["name"] == fold["name"] else f"test:{f['name']}"
-        start, end = f["test"]["start"], f["test"]["end"]
-        hits = artifacts.overlapping(fitted, start, end)
-        if f is fold:
-            artifacts.check_disjoint(fitted, start, end, period="test")
-        if hits:
-            skipped.append({"fold": f["name"], "reason": f"{hits[0][0]} was fitted on '{hits[0][1]}' data inside it"})
+    own_start = fold["test"]["start"]
+    artifacts.check_disjoint(fitted, own_start, fold["test"]["end"], period="test")
+    periods, skipped = [Period("test", own_start, fold["test"]["end"])], []
+    for f in dataset.summary["split"]["folds"]:
+        if f["name"] == fold["name"]:
             continue
-        periods.append(Period(name, start, end))
+        start, end = f["test"]["start"], f["test"]["end"]
+        if start < own_start:
+            skipped.append({"fold": f["name"], "reason": (
+                f"its test period starts {start.isoformat()}, before the models' own test period "
+                f"({fold['name']}, from {own_start.isoformat()}): the models were fitted or selected on it or "
+                "on data around it")})
+            continue
+        hits = artifacts.overlapping(fitted, start, end)
+        if hits:
+            skipped.append({"fold": f["name"], "reason": f"{hits[0].describe()}, inside its test period"})
+            continue
+        periods.append(Period(f"test:{f['name']}", start, end))
     return periods, skipped
 
 
@@ -93,7 +102,7 @@ def transitions(states, index, *, ret_scale: float, config: Config):
     for s, t in zip(states, index, strict=True):
         h.append(s.h[t])
         h_next.append(s.h[t + 1])
-        ret.append(s.r[t + 1] / ret_scale)
+        ret.append(accounting.simple(s.r[t + 1]) / ret_scale)  # simple returns, in units of the return std
         if config.env.vol_scaled:
             vol = trailing_vol(s.r, window=config.env.vol_window, floor=0.1 * ret_scale)
             scale.append(vol[t] / ret_scale)
@@ -128,16 +137,13 @@ def clock(states, period: Period, max_bars: int):
     return ts, h, valid, r_next, r_now
 
 
-def prior_trials(ws: Workspace, cfm_id: str, *, exclude: str, cost: str, ppy: float) -> list[float]:
-    """Per-bar test Sharpe ratios of the agent configurations already tried on this cfm."""
-    out = []
-    for m in artifacts.list_artifacts(ws, STAGE):
-        if m.parents.get("cfm") != cfm_id or m.id == exclude:
-            continue
-        row = m.metrics.get("backtest", {}).get("test", {}).get("table", {}).get("agent", {}).get(cost)
-        if row is not None:
-            out.append(float(row["sharpe"]) / np.sqrt(ppy))
-    return out
+def periods_per_year(dataset: artifacts.Manifest) -> float:
+    """Bars per year for annualising: the dataset's measured figure (DESIGN.md, Accounting),
+    or 365.25 days of bars for a dataset ingested before it was measured."""
+    from strates.agent import metrics as perf
+
+    ppy = dataset.summary.get("periods_per_year")
+    return float(ppy) if ppy else perf.annual_factor(float(dataset.summary["interval_seconds"]))
 
 
 def _train_agent(config: Config, data, *, cost: float, ckpt, on_log):
@@ -159,8 +165,8 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
     import jax
 
     from strates.agent import backtest
-    from strates.agent import metrics as perf
     from strates.agent.policy import Decider, check_horizon
+    from strates.agent.trials import census
     from strates.cfm.data import load_states, period_index
     from strates.cfm.stage import load_flows
 
@@ -178,9 +184,11 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
     dataset = artifacts.resolve(ws, parents["dataset"], stage="dataset")
     fold = next(f for f in dataset.summary["split"]["folds"] if f["name"] == cm.summary["fold"])
     train_span = {"start": fold["train"]["start"], "end": fold["train"]["end"]}
-    # this agent's own fitted range joins the upstream ones in the leakage check
+    # this agent's own fitted range joins the upstream ones in the leakage check; it selects
+    # nothing (fixed steps, the last parameters), so its selected ranges are empty
     own = artifacts.Manifest(schema=0, stage=STAGE, id=aid, created=dt.datetime.now(dt.UTC), config={}, parents={},
-                             files={}, metrics={}, summary={}, fitted={"train": train_span}, version="")
+                             files={}, metrics={}, summary={}, fitted={"train": train_span}, selected={},
+                             version="")
     periods, skipped = evaluation_periods(config, dataset, fold, [*upstream, own])
     t0 = time.perf_counter()
     with rep.task("embedding every bar with the JEPA"):
@@ -199,9 +207,9 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
                               on_log=training_log(update, "value", "cql"))
     decider = Decider(config, result.params, flows, ret_scale=ret_scale, cfm_horizon=int(scales["horizon"]),
                       state_dim=int(scales["state_dim"]))
-    ppy = perf.annual_factor(float(dataset.summary["interval_seconds"]))
-    trial_sharpes = prior_trials(ws, cm.id, exclude=aid, cost=backtest.cost_key(config.env.cost_bps), ppy=ppy)
-    n_trials = max(config.backtest.trials, len(trial_sharpes) + 1)
+    ppy = periods_per_year(dataset)
+    tried = census(ws, dataset.id, candidate=aid, chain=parents)
+    n_trials = max(config.backtest.trials, tried.n_trials)
     out: dict[str, Any] = {}
     pos_frames, eq_frames = [], []
     for i, period in enumerate(periods):
@@ -215,8 +223,10 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
             r_now, valid, window=config.backtest.momentum_window, seed=config.backtest.random_seed + i)}
         table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.backtest.cost_levels,
                                         periods_per_year=ppy, n_trials={"agent": n_trials},
-                                        trial_sharpes=trial_sharpes or None)
-        out[period.name] = {"start": period.start, "end": period.end, "bars": len(ts), "assets": len(states),
+                                        trial_sharpes=tried.sharpes)
+        present = valid.any(0)
+        out[period.name] = {"start": period.start, "end": period.end, "bars": len(ts), "assets": int(present.sum()),
+                            "absent": [s.asset for s, p in zip(states, present, strict=True) if not p],
                             "table": table}
         pos_frames.append(_positions_frame(period.name, ts, states, strategies, r_next, valid))
         eq_frames.append(equity_frame(period.name, ts, pnls))
@@ -229,10 +239,13 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
                "seconds": round(time.perf_counter() - t0, 2)}
     summary = {
         "fold": fold["name"], "planner": config.planner.kind, "cost_bps": config.env.cost_bps,
-        "cvar_alpha": config.planner.cvar_alpha, "n_trials": n_trials, "transitions": int(len(data.ret)),
+        "cvar_alpha": config.planner.cvar_alpha, "n_trials": n_trials, "trials": tried.to_dict(),
+        "periods_per_year": ppy, "transitions": int(len(data.ret)),
         "futures_per_state": decider.futures_per_state, "skipped": skipped, "history": result.history,
         "upstream_fitted": {m.ref: m.fitted for m in upstream if m.fitted},
         "small_trader": "positions do not move prices; fills at the next bar's return, costs per side on |Δposition|",
+        "accounting": "simple returns: a·(e^r − 1) − cost·|Δa| per asset; equal weight over the assets with a bar; "
+                      "wealth grows by log1p(R)",
     }
     manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary,
                              fitted={"train": train_span})
@@ -249,13 +262,14 @@ def _positions_frame(period, ts, states, strategies, r_next, valid):
             "period": [period] * len(t_idx), "ts": ts[t_idx], "asset": [states[a].asset for a in a_idx],
             "strategy": [name] * len(t_idx), "position": pos[t_idx, a_idx].astype(np.float64),
             "next_return": r_next[t_idx, a_idx],
-        }))
+        }, schema_overrides={"period": pl.String, "asset": pl.String, "strategy": pl.String}))
     return pl.concat(frames)
 
 
 def equity_frame(period: str, ts: np.ndarray, pnls: dict[str, dict[str, np.ndarray]]):
-    """Equity curves as a long frame: period, ts, strategy, cost_bps, pnl, equity (the
-    cumulative log PnL), from `backtest.evaluate`'s PnL `{strategy: {"<c>bps": [T]}}`."""
+    """Equity curves as a long frame: period, ts, strategy, cost_bps, pnl (the portfolio's
+    simple return R_t over the bar after ts), equity (wealth prod(1 + R), from 1), from
+    `backtest.evaluate`'s returns `{strategy: {"<c>bps": [T]}}`."""
     import polars as pl
 
     frames = []
@@ -263,5 +277,6 @@ def equity_frame(period: str, ts: np.ndarray, pnls: dict[str, dict[str, np.ndarr
         for key, pnl in by_cost.items():
             frames.append(pl.DataFrame({"period": [period] * len(ts), "ts": ts, "strategy": [name] * len(ts),
                                         "cost_bps": [float(key.removesuffix("bps"))] * len(ts), "pnl": pnl,
-                                        "equity": np.cumsum(pnl)}))
+                                        "equity": accounting.wealth(pnl)},
+                                       schema_overrides={"period": pl.String, "strategy": pl.String}))
     return pl.concat(frames)

@@ -248,8 +248,10 @@ def fans(frame: Any, *, assets: int = 4, times: int = 3, dpi: int = 110) -> byte
 # -- agent and multiverse ----------------------------------------------------------------------
 def equity(frame: Any, *, strategies: Sequence[str] = (), highlight: str = "", dpi: int = 110,
            max_points: int = 1500) -> bytes:
-    """Equity curves (`frame`: ts, strategy, cost_bps, equity = cumulative log PnL), one
-    panel per cost level, one line per strategy (in the order of `strategies`, then the rest)."""
+    """Equity curves (`frame`: ts, strategy, cost_bps, equity = wealth from 1, the product of
+    1 + the portfolio's simple returns), shown as the return on the starting wealth in
+    percent, one panel per cost level, one line per strategy (in the order of
+    `strategies`, then the rest)."""
     import polars as pl
 
     costs = sorted(frame["cost_bps"].unique().to_list())
@@ -265,7 +267,7 @@ def equity(frame: Any, *, strategies: Sequence[str] = (), highlight: str = "", d
                 if not curve.height:
                     continue
                 idx = thin(curve.height, max_points)
-                ax.plot(naive_utc(curve["ts"])[idx], 100 * curve["equity"].to_numpy()[idx], color=_color(name, i),
+                ax.plot(naive_utc(curve["ts"])[idx], 100 * (curve["equity"].to_numpy()[idx] - 1.0), color=_color(name, i),
                         lw=2.0 if name == highlight else 1.2, ls=LINESTYLES.get(name, "-"), label=_label(name),
                         zorder=3 + i)
             ax.axhline(0, color="#555555", lw=0.6)
@@ -274,7 +276,7 @@ def equity(frame: Any, *, strategies: Sequence[str] = (), highlight: str = "", d
         for ax in axes[len(costs):]:
             ax.set_visible(False)
         for ax in axes[::cols]:
-            ax.set_ylabel("cum. log PnL (%)")
+            ax.set_ylabel("wealth − 1 (%)")
         _legend(fig, axes[0])
         return _png(fig, dpi)
 

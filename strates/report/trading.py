@@ -61,7 +61,9 @@ def performance_table(table_: Mapping, order: tuple[str, ...], caption: str):
 
 
 BACKTEST_NOTE = ("Sharpe and Sortino are annualised; max drawdown is the largest peak-to-trough loss of wealth; "
-                 "annual return is the annualised mean log return; turnover is the mean one-way |Δposition| per asset "
+                 "annual return is the compound annual growth of wealth; all figures are on the equal-weight portfolio's "
+                 "simple returns (a·(e^r − 1) − cost·|Δa| per asset), annualised with the dataset's measured periods "
+                 "per year; turnover is the mean one-way |Δposition| per asset "
                  "per bar; hit rate is the share of active bars with a positive PnL; DSR is the deflated Sharpe "
                  "ratio, the probability that the true Sharpe exceeds the best of the trials expected by chance.")
 
@@ -80,6 +82,8 @@ def agent(src: Sources) -> Section:
                          "path PnL (α = 1 is the mean)"),
         ("cost planned with", f"{num(dig(s, 'cost_bps', default=dig(c, 'env', 'cost_bps')))} bps per side"),
         ("trials for the DSR", integer(dig(s, "n_trials"))),
+        ("periods per year", f"{num(dig(s, 'periods_per_year'))} (measured from the data)"
+                             if dig(s, "periods_per_year") else "365.25 days of bars (dataset predates the measure)"),
         ("small-trader assumption", text(dig(s, "small_trader"))),
         ("trained on", f"{integer(dig(s, 'transitions'))} transitions of {span(dig(m.fitted, 'train'))}"),
     ])]
@@ -94,6 +98,9 @@ def agent(src: Sources) -> Section:
         blocks.append(Text("Backtest: not recorded.", muted=True))
     for name, p in backtest.items():
         blocks.append(Heading(f"{name}: {span(p)}, {integer(p.get('bars'))} bars x {integer(p.get('assets'))} assets"))
+        if p.get("absent"):
+            blocks.append(Text(f"Left out of this period's equal-weight portfolio (no bars inside it): "
+                               f"{', '.join(map(str, p['absent']))}.", muted=True))
         blocks.append(performance_table(p.get("table", {}), AGENT_STRATEGIES,
                                         "The same positions charged at each cost level. " + BACKTEST_NOTE))
         curve = _period(equity, name)
@@ -101,7 +108,7 @@ def agent(src: Sources) -> Section:
             blocks.append(Figure(f"agent-equity-{slug(name)}",
                                  figures.equity(curve, strategies=AGENT_STRATEGIES, highlight="agent",
                                                 dpi=src.config.dpi, max_points=src.config.max_points),
-                                 f"Equity (cumulative log PnL, net of costs) of the agent and the baselines over the "
+                                 f"Equity (wealth − 1, net of costs) of the agent and the baselines over the "
                                  f"{name} period, one panel per cost level."))
         else:
             blocks.append(Text("Equity curves: not recorded.", muted=True))
@@ -166,7 +173,7 @@ def multiverse(src: Sources) -> Section:
             blocks.append(Figure("multiverse-equity",
                                  figures.equity(curve, strategies=MULTIVERSE_STRATEGIES, highlight="deterministic",
                                                 dpi=cfg.dpi, max_points=cfg.max_points),
-                                 "Equity (cumulative log PnL, net of costs) of the deterministic, filtered and "
+                                 "Equity (wealth − 1, net of costs) of the deterministic, filtered and "
                                  "consensus-sized policies, one panel per cost level."))
     else:
         blocks.append(Text("Comparison: not recorded.", muted=True))

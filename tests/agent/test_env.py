@@ -1,5 +1,5 @@
-"""The trading environment: per-bar accounting by hand (rollout_np, step, path_rewards agree),
-the causal trailing volatility, and the CVaR on known distributions."""
+"""The trading environment: per-bar accounting by hand (accounting.rollout, step and
+path_rewards agree), the causal trailing volatility, and the CVaR on known distributions."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from strates.agent.env import bps, cvar, path_rewards, rollout_np, step, trailing_vol
+from strates.agent.env import bps, cvar, path_rewards, step, trailing_vol
+from strates.core.accounting import rollout as rollout_np
 
 # 2 assets x 4 bars. Row t: the position chosen at bar t (held over the next bar) and that
-# next bar's log return. Out-of-range positions are clipped to [-1, 1].
+# next bar's simple return. Out-of-range positions are clipped to [-1, 1].
 POSITIONS = np.array([[0.5, -1.0],
                       [1.0, -2.0],   # asset 1: -2.0 -> -1.0
                       [1.5, 0.0],    # asset 0: 1.5 -> 1.0

@@ -48,10 +48,11 @@ def test_sortino_by_hand():
 
 def test_max_drawdown_known_paths():
     # wealth 1 -> 1.1 -> 0.55 -> 0.66: peak 1.1, trough 0.55
-    assert max_drawdown(np.log([1.1, 0.5, 1.2])) == pytest.approx(0.5)
-    assert max_drawdown(np.log([0.8])) == pytest.approx(0.2)  # from the starting W_0 = 1
-    assert max_drawdown(np.log([1.1, 1.2, 1.3])) == 0.0
-    assert max_drawdown(np.log([0.9, 1.5, 0.5, 1.1])) == pytest.approx(0.5)  # new peak resets
+    # simple returns: wealth is the product of (1 + R)
+    assert max_drawdown(np.array([1.1, 0.5, 1.2]) - 1) == pytest.approx(0.5)
+    assert max_drawdown(np.array([0.8]) - 1) == pytest.approx(0.2)  # from the starting W_0 = 1
+    assert max_drawdown(np.array([1.1, 1.2, 1.3]) - 1) == 0.0
+    assert max_drawdown(np.array([0.9, 1.5, 0.5, 1.1]) - 1) == pytest.approx(0.5)  # new peak resets
 
 
 def test_turnover_by_hand():
@@ -149,7 +150,8 @@ def test_summary_keys_and_values():
     }  # fmt: skip
     assert type(s["bars"]) is int and s["bars"] == 120
     assert all(type(v) is float and math.isfinite(v) for k, v in s.items() if k != "bars")
-    assert s["total_return"] == pytest.approx(pnl.sum())
+    assert s["total_return"] == pytest.approx(np.prod(1 + pnl) - 1)
+    assert s["annual_return"] == pytest.approx(np.exp(np.log1p(pnl).mean() * 252) - 1)
     assert s["annual_vol"] == pytest.approx(pnl.std(ddof=1) * math.sqrt(252))
     assert s["sharpe"] == pytest.approx(sharpe(pnl, periods_per_year=252))
     assert s["turnover"] == pytest.approx(turnover(pos))

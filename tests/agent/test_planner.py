@@ -84,7 +84,8 @@ def test_cvar_makes_the_planner_risk_averse():
 def test_objective_by_hand():
     # one state, 2 candidates, 3 futures, H = 2, gamma 0.5, values on a 3-point grid
     cands = jnp.array([[[1.0, 0.5], [-0.5, 2.0]]])  # 2.0 is clipped to 1
-    returns = jnp.array([[[0.02, -0.01], [0.0, 0.04], [-0.03, 0.01]]])
+    # the table's numbers are simple returns; the planner takes log returns
+    returns = jnp.log1p(jnp.array([[[0.02, -0.01], [0.0, 0.04], [-0.03, 0.01]]]))
     position = jnp.array([0.0])
     values = jnp.array([[[0.0, 0.1, 0.3], [0.2, 0.0, -0.2], [1.0, 1.0, 1.0]]])  # V at p = -1, 0, 1
     cost, gamma = 0.01, 0.5
@@ -205,7 +206,7 @@ def test_objective_is_the_environments_pnl():
     returns = jnp.asarray(0.01 * rng.standard_normal((2, N, H)), jnp.float32)
     position = jnp.array([0.3, -0.5])
     got = planner.objective(cands, returns, position, cost=1e-3, alpha=1.0, gamma=1.0)
-    rewards = env.path_rewards(cands[:, :, None], returns[:, None], position[:, None, None], cost=1e-3)
+    rewards = env.path_rewards(cands[:, :, None], jnp.expm1(returns)[:, None], position[:, None, None], cost=1e-3)
     np.testing.assert_allclose(np.asarray(got), np.asarray(rewards.sum(-1).mean(-1)), rtol=1e-5, atol=1e-7)
     worst = planner.objective(cands, returns, position, cost=1e-3, alpha=1 / N, gamma=1.0)
     np.testing.assert_allclose(np.asarray(worst), np.asarray(rewards.sum(-1).min(-1)), rtol=1e-5, atol=1e-7)

@@ -65,14 +65,16 @@ def test_positions_and_equity_files_agree_with_the_table(trained):
     assert agent.height == 60 * 2 and agent["position"].std() > 0  # the agent does trade
     curve = equity.filter((pl.col("strategy") == "agent") & (pl.col("cost_bps") == 5.0)).sort("ts")
     assert curve.height == 60
-    np.testing.assert_allclose(curve["equity"].to_numpy()[-1],
+    np.testing.assert_allclose(curve["equity"].to_numpy()[-1] - 1.0,
                                m.metrics["backtest"]["test"]["table"]["agent"]["5bps"]["total_return"], rtol=1e-9)
-    # hand accounting of the agent's PnL at 5 bps from the positions file
+    # hand accounting of the agent's PnL at 5 bps from the positions file, in simple
+    # returns (next_return is the log return of the bar the position is held over)
     by_asset = []
     for _, g in agent.sort("ts").group_by("asset", maintain_order=True):
         p, r = g["position"].to_numpy(), g["next_return"].to_numpy()
-        by_asset.append(p * r - 5e-4 * np.abs(np.diff(np.concatenate([[0.0], p]))))
+        by_asset.append(p * (np.exp(r) - 1) - 5e-4 * np.abs(np.diff(np.concatenate([[0.0], p]))))
     np.testing.assert_allclose(np.mean(by_asset, axis=0), curve["pnl"].to_numpy(), atol=1e-12)
+    np.testing.assert_allclose(np.cumprod(1 + np.mean(by_asset, axis=0)), curve["equity"].to_numpy(), rtol=1e-12)
 
 
 def test_leakage_guard_refuses_a_period_the_models_were_fitted_on(trained):
