@@ -80,12 +80,30 @@ class ProbeConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SelectConfig:
+    """The validation period is cut in two at `share` of its length: the checkpoint is
+    chosen on the first part (recorded as `selected` in the manifest), and the probes and
+    RankMe reported as results are measured on the second, which chose nothing."""
+
+    share: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 < self.share < 1.0:
+            raise ConfigError(
+                f"select.share {self.share} must be strictly between 0 and 1 (the share of the validation period "
+                "that chooses the checkpoint; the rest is kept for the diagnostics)",
+                fix="use e.g. --set select.share=0.5", field="select.share",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     ema: EmaConfig = EmaConfig()
     data: DataConfig = DataConfig()
     probe: ProbeConfig = ProbeConfig()
+    select: SelectConfig = SelectConfig()
     train: TrainConfig = TrainConfig(
         steps=300, batch_size=16, learning_rate=1e-3, warmup_steps=30, checkpoint_every=100, log_every=10,
         max_to_keep=3,

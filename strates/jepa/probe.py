@@ -2,7 +2,8 @@
 
 - RankMe (Garrido et al., ICML 2023): exp(entropy of the normalised singular values of the
   embedding matrix [N, D]); 1 means collapse to a line, D means full rank.
-- Linear probes, fitted on training-period states and scored on validation-period states:
+- Linear probes, fitted on training-period states and scored on later states (the
+  diagnostic part of validation, which chose nothing; see `strates.jepa.stage`):
   next-`horizon` realised volatility, log(sqrt(mean of squared log returns over bars
   t+1..t+h)), by ridge regression (R²), and the sign of the return over t+1..t+h by
   ridge-regularised logistic regression (accuracy, and the majority-class rate as the
@@ -34,6 +35,19 @@ def forward_targets(log_returns: np.ndarray, horizon: int) -> tuple[np.ndarray, 
     vol[t] = 0.5 * np.log((sq[t + 1 + horizon] - sq[t + 1]) / horizon + 1e-12)
     sign[t] = (cs[t + 1 + horizon] - cs[t + 1] > 0).astype(np.float64)
     return vol, sign
+
+
+def period_rows(ts: np.ndarray, start, end, *, horizon: int, skip: int = 0) -> np.ndarray:
+    """[N] bool over one asset's bars `ts` [N] (datetime64[us], UTC): the bars t in
+    [start, end) whose forward target (bars t+1..t+horizon) also lies inside it (no target
+    reaches past `end`, nor past the last bar), and t >= `skip`."""
+    a = np.datetime64(start.replace(tzinfo=None), "us")
+    b = np.datetime64(end.replace(tzinfo=None), "us")
+    idx = np.arange(len(ts))
+    last = idx + horizon
+    inside = last < len(ts)
+    inside[inside] = ts[last[inside]] < b
+    return (ts >= a) & (ts < b) & (idx >= skip) & inside
 
 
 def trailing_window(x: np.ndarray, window: int) -> np.ndarray:

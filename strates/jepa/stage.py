@@ -2,15 +2,23 @@
 
 Artifact `jepa` (parents: tokens, dataset): `checkpoints/` (Orbax: params of the context
 encoder, predictor and EMA target encoder, plus optimizer state), `macro_scaler.json`.
+Selection and diagnostics split the validation period in time (`validation_split`): the
+first `select.share` of it (default half) chooses the checkpoint with the lowest JEPA loss,
+and only that part is recorded as `selected` in the manifest; the rest (the diagnostic
+part) chose nothing, and the results are measured there. Downstream stages evaluate only
+after both (the leakage guard refuses an evaluated period overlapping either range).
+
 Metrics: the loss terms at the end of training, the representation's effective rank
-(RankMe) and per-dimension spread on the validation period, and linear probes from h_t to
+(RankMe) and per-dimension spread on the diagnostic part, and linear probes from h_t to
 next-horizon realised volatility and return sign (fitted on training-period states, scored
-on validation-period states) beside the same probes on raw features.
+on diagnostic-part states; a target never reaches past the end of the period it belongs to)
+beside the same probes on raw features.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import time
 from typing import Any
@@ -19,7 +27,7 @@ import numpy as np
 
 from strates.core import artifacts
 from strates.core.config import to_dict
-from strates.core.errors import ConfigError
+from strates.core.errors import ConfigError, InvalidInput
 from strates.core.progress import NullReporter, Reporter, training_log
 from strates.core.workspace import Workspace
 from strates.jepa.config import Config
@@ -158,6 +166,9 @@ def run(
     scaler = MacroScaler.fit(sequences, macro_names, end=train_end)
     interval_s = float(dataset.summary["interval_seconds"])
     vocab = int(tok.summary["codebook_size"])
+    # the checkpoint is chosen on the first part of validation, the diagnostics measured on the rest
+    chosen, diagnostic = validation_split(fold, share=config.select.share, interval=dt.timedelta(seconds=interval_s))
+    window = selection_window(config, sequences, chosen)  # too little data fails before training
 
     from flax import nnx
 
@@ -174,15 +185,15 @@ def run(
                      checkpoint_dir=ckpt, interval_s=interval_s, on_log=training_log(update, "loss", "pred", "std"))
     if result.restored_from is not None:
         rep.info(f"resumed from the checkpoint at step {result.restored_from}")
-    with rep.task("selecting the checkpoint with the lowest validation loss"):
-        val_batches = window_sampler(sequences, scaler, window=config.data.window, batch_size=config.train.batch_size,
-                                     seed=config.train.seed + 1, start=fold["validation"]["start"],
-                                     end=fold["validation"]["end"])
+    with rep.task("selecting the checkpoint with the lowest loss on the selection part of validation"):
+        val_batches = window_sampler(sequences, scaler, window=window, batch_size=config.train.batch_size,
+                                     seed=config.train.seed + 1, start=chosen["start"], end=chosen["end"])
         selection = select_checkpoint(config, graphdef, params, ckpt, val_batches, interval_s=interval_s)
-    with rep.task("measuring the representation (RankMe, probes)"):
+    with rep.task("measuring the representation (RankMe, probes) on the diagnostic part of validation"):
         trained = nnx.merge(graphdef, selection.pop("params"))
-        metrics = evaluate(config, trained, sequences, scaler, fold, interval_s=interval_s)
-    metrics["selection"] = selection
+        metrics = evaluate(config, trained, sequences, scaler, train=fold["train"], scored=diagnostic,
+                           interval_s=interval_s)
+    metrics["selection"] = {**selection, "window": window}
     last_log = result.history[-1] if result.history else {}
     metrics["final"] = {k: last_log[k] for k in ("loss", "pred", "variance", "covariance", "cos", "std") if k in last_log}
     metrics["steps"] = result.step
@@ -194,20 +205,57 @@ def run(
         "topology": plan.topology.name, "mesh": plan.mesh_str(), "assets": [s.asset for s in sequences],
         "macro_series": list(macro_names), "codebook_size": vocab, "interval_seconds": interval_s,
         "fold": fold["name"], "restored_from_step": result.restored_from, "history": result.history,
-        "selected_step": metrics["selection"]["step"],
+        "selected_step": metrics["selection"]["step"], "diagnostic": diagnostic,
     }
     manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary,
-                             fitted={"train": {"start": train_start, "end": train_end}})
+                             fitted={"train": {"start": train_start, "end": train_end}},
+                             selected={"validation": chosen})
     return Result(manifest, False)
 
 
 VALIDATION_BATCHES = 4
 
 
+def validation_split(fold: dict, *, share: float, interval: dt.timedelta) -> tuple[dict, dict]:
+    """(selection, diagnostic) {start, end} spans (end exclusive): the fold's validation
+    period cut at the first bar at or after `share` of its length (each part keeps at least
+    one bar). The checkpoint is chosen on the first; the reported diagnostics use the second."""
+    start, end = fold["validation"]["start"], fold["validation"]["end"]
+    bars = round((end - start) / interval)
+    if bars < 2:
+        raise InvalidInput(
+            f"fold {fold['name']}'s validation period {start.isoformat()} .. {end.isoformat()} holds {bars} bar(s); "
+            "choosing a checkpoint and measuring diagnostics on separate data needs at least 2",
+            rule="too-few-bars", fix="re-ingest with a longer validation period (--split) or fewer walk-forward folds",
+        )
+    cut = start + min(max(math.ceil(bars * share - 1e-9), 1), bars - 1) * interval
+    return {"start": start, "end": cut}, {"start": cut, "end": end}
+
+
+def selection_window(config: Config, sequences, span: dict) -> int:
+    """Bars per selection window: `data.window`, or fewer when no asset has that many bars
+    inside `span` (the selection part of validation); windows never leave the span."""
+    a = np.datetime64(span["start"].replace(tzinfo=None), "us")
+    b = np.datetime64(span["end"].replace(tzinfo=None), "us")
+    longest = max(int(np.searchsorted(s.ts, b) - np.searchsorted(s.ts, a)) for s in sequences)
+    window = min(config.data.window, longest)
+    need = config.loss.ctx_min + config.model.horizon + 1
+    if window < need:
+        raise InvalidInput(
+            f"the selection part of validation {span['start'].isoformat()} .. {span['end'].isoformat()} holds at most "
+            f"{longest} bars per asset; a selection window needs loss.ctx_min + model.horizon + 1 = {need}",
+            rule="too-few-bars",
+            fix="raise --set select.share, lower loss.ctx_min or model.horizon, or re-ingest with a longer "
+                "validation period (--split)",
+        )
+    return window
+
+
 def select_checkpoint(config: Config, graphdef, abstract_params, checkpoint_dir: str, val_batches, *,
                       interval_s: float) -> dict[str, Any]:
-    """Of the checkpoints kept, the one with the lowest JEPA loss on validation windows
-    (the same windows and span draws for each). Returns {step, losses, params}."""
+    """Of the checkpoints kept, the one with the lowest JEPA loss on `val_batches` (windows
+    inside the selection part of validation; the same windows and span draws for each).
+    Returns {step, validation_loss, losses, params}."""
     import jax
 
     from strates.core.checkpoints import all_steps, restore_params
@@ -258,36 +306,40 @@ def embed_sequences(model, sequences, scaler, *, interval_s: float, encoder: str
     return out
 
 
-def evaluate(config: Config, model, sequences, scaler, fold, *, interval_s: float) -> dict[str, Any]:
-    """RankMe and per-dimension std on the validation period; probes vs raw features."""
-    from strates.jepa.probe import forward_targets, probe_report, rankme, trailing_window
+def evaluate(config: Config, model, sequences, scaler, *, train: dict, scored: dict, interval_s: float
+             ) -> dict[str, Any]:
+    """RankMe and per-dimension std of h_t on `scored` ({start, end}: the diagnostic part of
+    validation, which chose nothing); linear probes fitted on `train` states, scored on
+    `scored` states, vs raw features. A row's target (bars t+1..t+horizon) lies inside its
+    own period, so no training target reaches into validation and no scored target past
+    the end of `scored`."""
+    from strates.jepa.probe import forward_targets, period_rows, probe_report, rankme, trailing_window
 
     states = embed_sequences(model, sequences, scaler, interval_s=interval_s)
-
-    def window(name):
-        return (np.datetime64(fold[name]["start"].replace(tzinfo=None), "us"),
-                np.datetime64(fold[name]["end"].replace(tzinfo=None), "us"))
-
-    (tr0, tr1), (va0, va1) = window("train"), window("validation")
-    skip = config.loss.ctx_min  # the first bars have too little history to judge
+    periods = {"train": train, "scored": scored}
     parts: dict[str, dict[str, list]] = {p: {"h": [], "raw": [], "raw_window": [], "vol": [], "sign": []}
-                                         for p in ("train", "validation")}
+                                         for p in periods}
     for s, h in zip(sequences, states, strict=True):
         vol, sign = forward_targets(s.log_returns, config.probe.horizon)
         raw_win = trailing_window(s.features, config.probe.raw_window)
-        idx = np.arange(len(s.ts))
-        for name, (a, b) in (("train", (tr0, tr1)), ("validation", (va0, va1))):
-            mask = (s.ts >= a) & (s.ts < b) & (idx >= skip) & np.isfinite(vol)
-            if name == "train":  # a training target may not reach into the validation period
-                horizon_end = np.minimum(idx + config.probe.horizon, len(s.ts) - 1)
-                mask &= s.ts[horizon_end] < b
+        for name, span in periods.items():
+            # the first bars have too little history to judge
+            mask = period_rows(s.ts, span["start"], span["end"], horizon=config.probe.horizon,
+                               skip=config.loss.ctx_min)
             for key, values in (("h", h), ("raw", s.features), ("raw_window", raw_win), ("vol", vol), ("sign", sign)):
                 parts[name][key].append(values[mask])
     cat = {p: {k: np.concatenate(v) for k, v in d.items()} for p, d in parts.items()}
-    val_h = cat["validation"]["h"]
+    if not len(cat["train"]["vol"]) or not len(cat["scored"]["vol"]):
+        raise InvalidInput(
+            f"no bar of the training or diagnostic period ({scored['start'].isoformat()} .. "
+            f"{scored['end'].isoformat()}) has a {config.probe.horizon}-bar probe target inside it",
+            rule="too-few-bars",
+            fix="lower --set probe.horizon, or re-ingest with a longer validation period (--split)",
+        )
+    val_h = cat["scored"]["h"]
     report = probe_report(
-        {name: (cat["train"][name], cat["validation"][name]) for name in ("h", "raw", "raw_window")},
-        (cat["train"]["vol"], cat["train"]["sign"]), (cat["validation"]["vol"], cat["validation"]["sign"]),
+        {name: (cat["train"][name], cat["scored"][name]) for name in ("h", "raw", "raw_window")},
+        (cat["train"]["vol"], cat["train"]["sign"]), (cat["scored"]["vol"], cat["scored"]["sign"]),
     )
     std = val_h.std(axis=0)
     return {

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
-from strates.jepa.probe import forward_targets, logistic_accuracy, rankme, ridge_r2, trailing_window
+from strates.jepa.probe import forward_targets, logistic_accuracy, period_rows, rankme, ridge_r2, trailing_window
 
 
 def test_rankme_spans_collapse_to_full_rank():
@@ -39,3 +41,17 @@ def test_trailing_window_is_causal():
     assert w.shape == (6, 6)
     assert list(w[4]) == [8, 9, 6, 7, 4, 5]
     assert list(w[0]) == [0, 1, 0, 0, 0, 0]
+
+
+def test_probe_rows_keep_every_target_inside_its_period():
+    first = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    ts = np.array([np.datetime64(first.replace(tzinfo=None), "us") + np.timedelta64(i, "h") for i in range(20)])
+    at = lambda i: first + dt.timedelta(hours=i)  # noqa: E731
+    rows = np.nonzero(period_rows(ts, at(10), at(16), horizon=3))[0]
+    # bars 13..15 would need bars 16.. (after the period's end) for their 3-bar target
+    assert list(rows) == [10, 11, 12]
+    vol, _ = forward_targets(np.linspace(0.01, 0.2, 20), 3)
+    assert np.isfinite(vol[rows]).all()
+    # the last bars of the series have no target at all; `skip` drops the first bars
+    assert list(np.nonzero(period_rows(ts, at(0), at(20), horizon=3, skip=2))[0]) == list(range(2, 17))
+    assert not period_rows(ts, at(10), at(13), horizon=3).any()
