@@ -3,6 +3,13 @@
 Artifact `cfm` (parents: jepa, tokens, dataset): `checkpoints/<coupling>-m<k>/` (Orbax, one
 per ensemble member and per compared coupling), `scales.json`. Evaluation runs on the
 validation and test periods only, against two baselines on the same dates.
+
+The stage selects nothing: every flow trains a fixed number of steps and keeps its last
+parameters, the main coupling is the configured one, and all ensemble members are used,
+so its manifest records no `selected` range. Its validation scores (and the coupling x NFE
+table) are reports, not choices; they are measured only on the part of validation that no
+upstream artifact was fitted or selected on (after the JEPA's checkpoint-selection part),
+and the test period is checked against every upstream fitted and selected range.
 """
 
 from __future__ import annotations
@@ -129,6 +136,7 @@ def run(config: Config, ws: Workspace, *, jepa: str = "latest", force: bool = Fa
     t0 = time.perf_counter()
     with rep.task("embedding every bar with the JEPA"):
         states, fold, _ = load_states(ws, jm)
+    scored = scored_periods(fold, [jm, *artifacts.ancestors(ws, jm)])  # refuses a leaking test period
     horizon = config.future.horizon
     train_index = period_index(states, fold["train"]["start"], fold["train"]["end"], horizon)
     train_r = np.concatenate([s.r[t] for s, t in zip(states, train_index, strict=True)])
@@ -153,7 +161,7 @@ def run(config: Config, ws: Workspace, *, jepa: str = "latest", force: bool = Fa
             models.setdefault(kind, []).append(model)
             histories[f"{kind}-m{m}"] = result.history
     with rep.task("scoring futures on the validation and test periods"):
-        metrics = evaluate(config, models, states, fold, ret_scale=ret_scale)
+        metrics = evaluate(config, models, states, scored, ret_scale=ret_scale)
         metrics["couplings"] = coupling_diagnostics(
             [example_sampler(states, train_index, config, kind=k, seed=config.train.seed, ret_scale=ret_scale)
              for k in kinds], kinds)
@@ -176,7 +184,20 @@ def _scored_states(states, index, max_states):
     return pairs
 
 
-def evaluate(config: Config, models: dict[str, list], states: list[States], fold: dict, *, ret_scale: float) -> dict[str, Any]:
+def scored_periods(fold: dict, upstream: list[artifacts.Manifest]) -> dict[str, dict]:
+    """{validation, test: {start, end}}: where the futures are scored. Validation starts
+    after every upstream fitted or selected range inside it (the JEPA chose its checkpoint
+    on the first part); the test period must overlap none (else LeakageError)."""
+    val, test = fold["validation"], fold["test"]
+    artifacts.check_disjoint(upstream, test["start"], test["end"], period="test")
+    return {"validation": {"start": artifacts.first_unused(upstream, val["start"], val["end"]), "end": val["end"]},
+            "test": {"start": test["start"], "end": test["end"]}}
+
+
+def evaluate(config: Config, models: dict[str, list], states: list[States], scored: dict[str, dict], *,
+             ret_scale: float) -> dict[str, Any]:
+    """Scores per period of `scored` ({period: {start, end}}, see `scored_periods`); a
+    state's realised future lies inside the same period."""
     import jax
 
     from strates.cfm import baselines, metrics as score
@@ -186,8 +207,8 @@ def evaluate(config: Config, models: dict[str, list], states: list[States], fold
     n = config.sample.futures
     main = models[config.coupling.kind]
     out: dict[str, Any] = {}
-    for period in ("validation", "test"):
-        index = period_index(states, fold[period]["start"], fold[period]["end"], horizon)
+    for period, span in scored.items():
+        index = period_index(states, span["start"], span["end"], horizon)
         pairs = _scored_states(states, index, config.eval.max_states)
         if not pairs:
             continue
@@ -207,6 +228,7 @@ def evaluate(config: Config, models: dict[str, list], states: list[States], fold
                          for i, (a, t) in enumerate(pairs)])
         horizons = tuple(sorted({1, max(1, horizon // 2), horizon}))
         out[period] = {
+            "start": span["start"], "end": span["end"],
             "states": len(pairs),
             "futures_per_state": int(samples.shape[1]),
             "cfm": score.path_scores(paths, realised, horizons=horizons),

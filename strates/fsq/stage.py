@@ -10,6 +10,11 @@ Artifacts:
 
 The tokenizer manifest records the time range it was fitted on; reusing a tokenizer on
 another dataset fails loudly if that range reaches into the new dataset's test period.
+The tokenizer selects nothing on validation: it trains a fixed number of steps and keeps
+the last checkpoint, and its validation metrics (code usage, reconstruction) are reports,
+not choices, so its manifest records no `selected` range. (The default
+`loss.usage_weight` was picked by hand from validation utilization on the embedded
+dataset; that is a one-off design choice, not a per-run selection.)
 """
 
 from __future__ import annotations

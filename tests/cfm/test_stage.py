@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from chaos_cli.app import app
 from strates.cfm import PRESETS, Config, run
+from strates.cfm.stage import scored_periods
+from strates.core import artifacts
+from strates.core.artifacts import LeakageError
 from strates.core.config import apply_overrides, merge_presets
 from strates.core.workspace import Workspace
 from strates.data.config import Config as IngestConfig
@@ -58,9 +61,29 @@ def test_cfm_artifact_scores_against_both_baselines(trained):
     # OT lowers the transport cost; the condition-aware cost keeps pairs closer in condition
     assert couplings["ot"]["transport_cost"] < couplings["independent"]["transport_cost"]
     assert couplings["cot"]["condition_distance"] < couplings["ot"]["condition_distance"]
-    assert "train" in m.fitted
+    assert "train" in m.fitted and m.selected == {}  # the cfm chooses nothing on validation
     names = {n.split("/")[1] for n in m.files if n.startswith("checkpoints/")}
     assert names == {"cot-m0", "cot-m1", "ot-m0", "independent-m0"}
+
+
+def test_validation_is_scored_only_after_the_jepa_checkpoint_choice(trained):
+    ws, result = trained
+    m = result.manifest
+    jepa = artifacts.resolve(ws, m.parents["jepa"], stage="jepa")
+    fold = next(f for f in artifacts.resolve(ws, m.parents["dataset"], stage="dataset").summary["split"]["folds"]
+                if f["name"] == m.summary["fold"])
+    chosen = jepa.selected["validation"]
+    assert chosen["start"] == fold["validation"]["start"]
+    validation = m.metrics["validation"]
+    assert (validation["start"], validation["end"]) == (chosen["end"], fold["validation"]["end"])
+    assert (m.metrics["test"]["start"], m.metrics["test"]["end"]) == (fold["test"]["start"], fold["test"]["end"])
+    upstream = [m, *artifacts.ancestors(ws, m)]
+    for period in ("validation", "test"):
+        artifacts.check_disjoint(upstream, m.metrics[period]["start"], m.metrics[period]["end"], period=period)
+    # a test period that a model chose on is refused before anything is scored
+    leaky = {**fold, "test": fold["validation"]}
+    with pytest.raises(LeakageError, match=rf"{jepa.ref} was selected on 'validation'"):
+        scored_periods(leaky, upstream)
 
 
 def test_reuse_and_cli(trained):
