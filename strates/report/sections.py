@@ -21,6 +21,16 @@ def absent(stage: str, command: str) -> Text:
     return Text(f"No {stage} artifact upstream of this multiverse: not recorded (produced by `{command}`).", muted=True)
 
 
+def selected_on(m, *, chooses: bool) -> str:
+    """The ranges an artifact was selected on (checkpoint choice and the like), for the
+    facts beside "fitted on". A stage that `chooses` nothing says so; one that does but
+    whose manifest predates the record says "not recorded"."""
+    ranges = "; ".join(f"{name}: {span(value)}" for name, value in sorted((m.selected if m else {}).items()))
+    if ranges:
+        return ranges
+    return MISSING if chooses else "nothing (fixed training steps, last parameters)"
+
+
 def used_fold(src: Sources) -> dict | None:
     """The dataset fold the models were fitted on (named in the cfm, agent, jepa or tokens
     artifact), or None when none names one."""
@@ -104,6 +114,7 @@ def tokenizer(src: Sources) -> Section:
     blocks.append(facts([
         ("codebook", f"{integer(size)} codes, FSQ levels {text(dig(tk.summary if tk else {}, 'levels'))}"),
         ("fitted on", span(dig(tk.fitted if tk else {}, "train"))),
+        ("selected on", selected_on(tk, chooses=False)),
         ("training", f"{integer(dig(tm, 'steps'))} steps, final loss {num(dig(tm, 'final_loss'))}"),
     ]))
     rows = []
@@ -155,6 +166,9 @@ def jepa(src: Sources) -> Section:
         ("selected checkpoint", f"step {text(selected)}, validation loss {num(dig(mt, 'selection', 'validation_loss'), 4)}"),
         ("training", f"{integer(dig(mt, 'steps'))} steps on {text(dig(s, 'topology'))} ({text(dig(s, 'mesh'))}), "
                      f"fitted on {span(dig(m.fitted, 'train'))}"),
+        ("selected on", f"{selected_on(m, chooses=True)} (checkpoint choice)"
+                        + (f"; RankMe and probes measured on {span(dig(s, 'diagnostic'))}, which chose nothing"
+                           if dig(s, "diagnostic") else "")),
     ])]
     final = dig(mt, "final", default={}) or {}
     if final:
@@ -202,6 +216,7 @@ def cfm(src: Sources) -> Section:
                     f"bars, {text(dig(c, 'sample', 'method'))} with NFE {integer(dig(c, 'sample', 'nfe'))}"),
         ("ensemble", integer(dig(m.summary, "ensemble", default=dig(c, "ensemble")))),
         ("fitted on", span(dig(m.fitted, "train"))),
+        ("selected on", selected_on(m, chooses=False)),
     ])]
     scored = {}
     for period in ("validation", "test"):
