@@ -1,4 +1,7 @@
-"""`chaos ingest`: bars (+ macro series) from files, or the embedded dataset, into a dataset."""
+"""`chaos ingest`: bars (+ macro series) from files, or the embedded dataset, into a dataset.
+
+The summary table shows each asset's measured calendar, bars a year, gaps and closures;
+`--json` prints the whole dataset summary (`strates.data.summary`)."""
 
 from __future__ import annotations
 
@@ -77,12 +80,16 @@ def _print_summary(env, m, result) -> None:
     s = m.summary
     out = env.stdout
     verb = "reused" if result.reused else "wrote"
-    table = Table(title=f"{s['n_assets']} assets, {s['rows']:,} bars every {s['interval']}", title_justify="left")
-    for col in ("asset", "bars", "first (UTC)", "last (UTC)", "gaps", "missing bars"):
-        table.add_column(col, justify="right" if col in ("bars", "gaps", "missing bars") else "left")
+    rate = f", {s['periods_per_year']:,.1f} bars a year ({s['calendar']})" if "periods_per_year" in s else ""
+    table = Table(title=f"{s['n_assets']} assets, {s['rows']:,} bars every {s['interval']}{rate}", title_justify="left")
+    numeric = ("bars", "bars/year", "gaps", "missing bars", "closures")
+    columns = ("asset", "bars", "first (UTC)", "last (UTC)", "calendar", "bars/year", "gaps", "missing bars", "closures")
+    for col in columns:
+        table.add_column(col, justify="right" if col in numeric else "left")
     for name, a in s["assets"].items():
+        ppy = f"{a['periods_per_year']:,.1f}" if "periods_per_year" in a else "-"
         table.add_row(name, f"{a['rows']:,}", f"{a['start']:%Y-%m-%d %H:%M}", f"{a['end']:%Y-%m-%d %H:%M}",
-                      str(a["gaps"]), str(a["missing_bars"]))
+                      a.get("calendar", "-"), ppy, str(a["gaps"]), str(a["missing_bars"]), str(a.get("closures", "-")))
     out.print(table)
     if "macro" in s:
         out.print("macro: " + ", ".join(f"{k} ({v['observations']} obs)" for k, v in s["macro"].items()), highlight=False)

@@ -2,8 +2,11 @@
 
 Order of work: resolve the config (hash the source files) -> reuse an identical artifact
 unless forced -> read and validate every file (nothing is written before all of it passed)
--> join macro series as-of with their publication lag -> detect the bar interval and gaps
--> fix the time split -> write Parquet, then the manifest.
+-> join macro series as-of with their publication lag -> detect
+the bar interval, then each asset's calendar, periods per year and gaps
+(`strates.data.calendars`) -> fix the time split -> measure the union clock's periods per
+year over the first fold's training period -> write Parquet, then the manifest (summary
+keys: `strates.data.summary`).
 
 Files of a dataset artifact:
 
@@ -11,7 +14,7 @@ Files of a dataset artifact:
 | ---- | ------- |
 | `bars.parquet` | bars sorted by (asset, ts): `asset, ts, open, high, low, close, volume`, kept extras, then `macro_<series>` columns |
 | `macro.parquet` | the raw macro observations (`series, observed, available, value`), when there are any |
-| `gaps.parquet` | detected gaps (`asset, after, before, missing_bars`), when there are any |
+| `gaps.parquet` | gaps against each asset's calendar (`asset, after, before, missing_bars`; closures such as holidays are not gaps), when there are any |
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import hashlib
 import os
 import tempfile
 import time
-from typing import Any
 
 from strates.core import artifacts
 from strates.core.config import to_dict
@@ -147,6 +149,8 @@ def run(
     before_manifest=None,
 ) -> Result:
     """Ingest per `config` into `ws`; returns the (new or reused) dataset manifest."""
+    import polars as pl
+
     rep = reporter or NullReporter()
     t0 = time.perf_counter()
     with rep.task("hashing sources" if config.sources else "resolving the config"):
@@ -156,7 +160,7 @@ def run(
     if existing is not None:
         return Result(existing, True, ws.uri(STAGE, artifact))
 
-    bars, macro_obs, notes = _read(config, rep)
+    bars, macro_obs, macro_info, notes = _read(config, rep)
     for note in notes:
         rep.info(note)
     if macro_obs is not None and macro_obs.height:
@@ -165,12 +169,23 @@ def run(
         with rep.task("joining macro series as-of (with publication lags)"):
             bars = asof_join(bars, macro_obs)
 
-    with rep.task("detecting interval and gaps, splitting in time"):
+    with rep.task("measuring calendars, periods per year and gaps, splitting in time"):
+        from strates.data import calendars
+        from strates.data.summary import calendar_notes, dataset_summary
+
         interval = detect_interval(bars)
-        gaps = detect_gaps(bars, interval)
+        tz = config.tz or "UTC"
+        clocks = calendars.measure_all(bars, interval, tz=tz)
         first, last = bars["ts"].min(), bars["ts"].max()
         folds = make_folds(config.split, first=first, last=last, interval=interval)
-        summary = _summary(config, bars, macro_obs, gaps, interval, folds, notes)
+        train = folds[0].train
+        portfolio = calendars.union_clock(bars, interval, tz=tz, start=train.start, end=train.end)
+        clock_notes = calendar_notes(clocks)
+        notes.extend(clock_notes)
+        gaps = pl.concat([c.gaps for c in clocks.values()])
+        summary = dataset_summary(config, bars, macro_obs, macro_info, interval, folds, notes, clocks, portfolio)
+    for note in clock_notes:
+        rep.info(note)
     metrics = {"rows": bars.height, "assets": summary["n_assets"], "seconds": round(time.perf_counter() - t0, 3)}
 
     writer = artifacts.begin(ws, STAGE, artifact)
@@ -209,7 +224,7 @@ def _read(config: Config, rep: Reporter):
             f"embedded dataset: {bars['asset'].n_unique()} synthetic assets driven by chaotic systems "
             f"(seed {config.embedded.seed}); pass --source to ingest your own files"
         )
-        return bars.sort("asset", "ts"), macro_obs, notes
+        return bars.sort("asset", "ts"), macro_obs, {}, notes
 
     from strates.data import sources
 
@@ -221,7 +236,7 @@ def _read(config: Config, rep: Reporter):
         with _local_copies([f.path for f in config.files]) as (local, back):
             bars, read_notes = sources.read_all(local, options)
     notes.extend(_rename(n, back) for n in read_notes)
-    macro_frames = []
+    macro_frames, macro_info = [], {}
     for src in config.macro:
         with _local_copies([src.path]) as ((local,), back):
             frame, macro_notes = macro_mod.read_macro(local, lag=src.lag, cot_market=config.cot_market)
@@ -238,7 +253,7 @@ def _read(config: Config, rep: Reporter):
             f"macro series {', '.join(clash)} come from more than one file", rule="duplicate-series",
             fix="pass each series once (rename one file's value column if they differ)",
         )
-    return bars, macro_obs, notes
+    return bars, macro_obs, macro_info, notes
 
 
 def detect_interval(bars) -> dt.timedelta:
@@ -273,80 +288,12 @@ def detect_interval(bars) -> dt.timedelta:
     return distinct[0]
 
 
-def detect_gaps(bars, interval: dt.timedelta):
-    """Gaps: consecutive bars further apart than one interval. Reported, never rejected."""
-    import polars as pl
-
-    return (
-        bars.lazy()
-        .select("asset", pl.col("ts").shift(1).over("asset").alias("after"), pl.col("ts").alias("before"))
-        .filter((pl.col("before") - pl.col("after")) > interval)
-        .with_columns(
-            ((pl.col("before") - pl.col("after")).dt.total_microseconds() // int(interval / dt.timedelta(microseconds=1)) - 1)
-            .alias("missing_bars")
-        )
-        .collect()
-    )
-
-
 def _fmt_td(td: dt.timedelta) -> str:
     seconds = int(td.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds % size == 0 and seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _summary(config: Config, bars, macro_obs, gaps, interval, folds, notes) -> dict[str, Any]:
-    import polars as pl
-
-    per_asset = bars.group_by("asset").agg(
-        pl.len().alias("rows"), pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end")
-    ).sort("asset")
-    gap_stats = {
-        row["asset"]: (row["gaps"], row["missing"])
-        for row in gaps.group_by("asset").agg(pl.len().alias("gaps"), pl.col("missing_bars").sum().alias("missing")).iter_rows(named=True)
-    }
-    assets = {}
-    for row in per_asset.iter_rows(named=True):
-        n_gaps, missing = gap_stats.get(row["asset"], (0, 0))
-        assets[row["asset"]] = {
-            "rows": row["rows"], "start": row["start"], "end": row["end"], "gaps": n_gaps, "missing_bars": missing,
-        }
-    summary: dict[str, Any] = {
-        "source": "embedded" if config.embedded is not None else "files",
-        "rows": bars.height,
-        "n_assets": len(assets),
-        "interval_seconds": int(interval.total_seconds()),
-        "interval": _fmt_td(interval),
-        "start": bars["ts"].min(),
-        "end": bars["ts"].max(),
-        "columns": bars.columns,
-        "assets": assets,
-        "gaps": {"count": gaps.height, "missing_bars": int(gaps["missing_bars"].sum() or 0) if gaps.height else 0},
-        "split": {"spec": config.split, "folds": [f.to_dict() for f in folds]},
-        "notes": notes,
-    }
-    if macro_obs is not None and macro_obs.height:
-        series = {}
-        stats = macro_obs.group_by("series").agg(
-            pl.len().alias("observations"),
-            pl.col("observed").min().alias("first_observed"),
-            pl.col("observed").max().alias("last_observed"),
-            (pl.col("available") - pl.col("observed")).min().alias("lag_min"),
-            (pl.col("available") - pl.col("observed")).max().alias("lag_max"),
-        ).sort("series")
-        for row in stats.iter_rows(named=True):
-            series[row["series"]] = {
-                "observations": row["observations"],
-                "first_observed": row["first_observed"],
-                "last_observed": row["last_observed"],
-                "lag_seconds_min": row["lag_min"].total_seconds(),
-                "lag_seconds_max": row["lag_max"].total_seconds(),
-                "column": f"macro_{row['series']}",
-            }
-        summary["macro"] = series
-    return summary
 
 
 def load_bars(ws: Workspace, manifest: artifacts.Manifest):

@@ -38,6 +38,7 @@ def test_embedded_dataset_artifact(workspace_url):
     assert m.summary["interval"] == "1h" and m.summary["interval_seconds"] == 3600
     assert set(m.summary["assets"]) == set(bars["asset"].unique())
     assert all(a["rows"] == 600 for a in m.summary["assets"].values())
+    assert m.summary["calendar"] == "24/7" and m.summary["periods_per_year"] == pytest.approx(8766)
     fold = m.summary["split"]["folds"][0]
     assert fold["train"]["start"] < fold["validation"]["start"] < fold["test"]["start"] < fold["test"]["end"]
     # files listed in the manifest exist with the recorded hashes
@@ -93,7 +94,9 @@ def test_ingest_files_with_macro(tmp_path):
     assert values["01-02"] == 4.0 and values["01-03"] == 4.0 and values["01-04"] == 4.1
     assert values["01-09"] == 4.3
     assert m.summary["interval"] == "1d"
-    assert m.summary["gaps"]["count"] == 1  # the weekend 01-05 -> 01-08 is reported, not rejected
+    # the weekend 01-05 -> 01-08 is not a gap: the calendar is read from the data
+    assert m.summary["assets"]["ACME"]["calendar"] == m.summary["calendar"] == "weekdays"
+    assert m.summary["gaps"]["count"] == 0 and m.summary["assets"]["ACME"]["gaps"] == 0
     files = m.config["files"]
     assert files[0]["path"].endswith("ACME.csv") and len(files[0]["sha256"]) == 64
     assert any("Adj Close" in n for n in m.summary["notes"])
