@@ -1,0 +1,122 @@
+"""Selection is leakage too: walk-forward folds from the real `make_folds`, manifests written
+through the real `ArtifactWriter` into a temporary workspace, and the agent's choice of
+evaluation periods. No model is trained: the guard runs before any model file is read.
+
+In `walk-forward:K`, fold k validates on fold k-1's test block. A JEPA of fold 1 chose its
+checkpoint on (the first part of) that block, so fold 0's test period is not out of sample
+for it, and neither is any period inside its selection range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from typer.testing import CliRunner
+
+from chaos_cli.app import app
+from strates.agent import PRESETS, Config
+from strates.agent.stage import evaluation_periods
+from strates.core import artifacts
+from strates.core.artifacts import LeakageError
+from strates.core.workspace import Workspace
+from strates.data.split import make_folds
+from strates.jepa.stage import validation_split
+
+FIRST = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+
+
+def _debug() -> Config:
+    from strates.core.config import merge_presets
+
+    return merge_presets(Config(), PRESETS, ["debug"])
+
+
+def _commit(ws, stage, *, config, parents, summary=None, fitted=None, selected=None) -> artifacts.Manifest:
+    writer = artifacts.begin(ws, stage, artifacts.artifact_id(stage, config, parents))
+    writer.commit(config=config, parents=parents, summary=summary or {}, fitted=fitted, selected=selected)
+    return artifacts.get(ws, stage, writer.id)  # read back: what a later stage sees
+
+
+@pytest.fixture()
+def walk_forward(tmp_path):
+    """A walk-forward:3 dataset of 1200 hourly bars (blocks of exactly 200 bars) and models of fold1 in the order the
+    pipeline writes them: tokenizer and tokens, jepa (fitted on train, checkpoint selected on
+    the first part of validation, as `train-jepa` records it), cfm (fitted on train)."""
+    ws = Workspace(tmp_path / "ws")
+    folds = make_folds("walk-forward:3", first=FIRST, last=FIRST + 1199 * HOUR, interval=HOUR)
+    dataset = _commit(ws, "dataset", config={"split": "walk-forward:3"}, parents={}, summary={
+        "interval_seconds": 3600.0, "split": {"spec": "walk-forward:3", "folds": [f.to_dict() for f in folds]}})
+    fold = next(f for f in dataset.summary["split"]["folds"] if f["name"] == "fold1")
+    train = {"start": fold["train"]["start"], "end": fold["train"]["end"]}
+    tokenizer = _commit(ws, "tokenizer", config={"fold": "fold1"}, parents={"dataset": dataset.id},
+                        fitted={"train": train})
+    tokens = _commit(ws, "tokens", config={"fold": "fold1"}, parents={"dataset": dataset.id, "tokenizer": tokenizer.id},
+                     summary={"fold": "fold1"})
+    chosen, diagnostic = validation_split(fold, share=0.5, interval=HOUR)
+    jepa = _commit(ws, "jepa", config={"select": {"share": 0.5}}, parents={"tokens": tokens.id, "dataset": dataset.id},
+                   summary={"fold": "fold1", "diagnostic": diagnostic}, fitted={"train": train},
+                   selected={"validation": chosen})
+    cfm = _commit(ws, "cfm", config={}, parents={"jepa": jepa.id, "tokens": tokens.id, "dataset": dataset.id},
+                  summary={"fold": "fold1"}, fitted={"train": train})
+    return ws, folds, dataset, fold, jepa, cfm
+
+
+def _upstream(ws, cfm):
+    return [cfm, *artifacts.ancestors(ws, cfm)]
+
+
+def test_fold0_test_chose_the_fold1_models_and_is_refused(walk_forward):
+    ws, folds, _, fold, jepa, cfm = walk_forward
+    assert folds[1].validation == folds[0].test  # the premise: fold k validates on fold k-1's test block
+    assert jepa.selected["validation"]["start"] == fold["validation"]["start"]
+    test0 = folds[0].test
+    with pytest.raises(LeakageError) as info:
+        artifacts.check_disjoint(_upstream(ws, cfm), test0.start, test0.end, period="test:fold0")
+    message = str(info.value)
+    assert f"{jepa.ref} was selected on 'validation' data {test0.start.isoformat()}" in message
+    assert info.value.exit_code == 2
+    # the fitted ranges alone do not touch it: only the selected one makes it leak
+    assert all(hit.use == "selected" for hit in artifacts.overlapping(_upstream(ws, cfm), test0.start, test0.end))
+
+
+def test_walk_forward_backtests_only_folds_from_the_models_own_test_start(walk_forward):
+    ws, folds, dataset, fold, _, cfm = walk_forward
+    periods, skipped = evaluation_periods(_debug(), dataset, fold, _upstream(ws, cfm))
+    assert [(p.name, p.start, p.end) for p in periods] == [
+        ("test", folds[1].test.start, folds[1].test.end), ("test:fold2", folds[2].test.start, folds[2].test.end)]
+    assert [s["fold"] for s in skipped] == ["fold0"]
+    assert "before the models' own test period (fold1" in skipped[0]["reason"]
+    # an earlier fold is skipped even when no model recorded a selection on it
+    fitted_only = [dataclasses.replace(m, selected={}) for m in _upstream(ws, cfm)]
+    periods, skipped = evaluation_periods(_debug(), dataset, fold, fitted_only)
+    assert "test:fold0" not in [p.name for p in periods] and [s["fold"] for s in skipped] == ["fold0"]
+
+
+def test_a_requested_period_inside_validation_is_refused(walk_forward):
+    ws, folds, dataset, fold, jepa, cfm = walk_forward
+    upstream = _upstream(ws, cfm)
+    val = folds[1].validation
+    for start, end in ((val.start, val.end), (val.start + 2 * HOUR, val.start + 10 * HOUR)):
+        config = dataclasses.replace(_debug(), backtest=dataclasses.replace(
+            _debug().backtest, period=f"{start.isoformat()},{end.isoformat()}"))
+        with pytest.raises(LeakageError, match=rf"requested backtest period .*{jepa.ref} was selected on 'validation'"):
+            evaluation_periods(config, dataset, fold, upstream)
+    # the models' own test period is fine when asked for explicitly
+    test = folds[1].test
+    config = dataclasses.replace(_debug(), backtest=dataclasses.replace(
+        _debug().backtest, period=f"{test.start.isoformat()},{test.end.isoformat()}"))
+    periods, _ = evaluation_periods(config, dataset, fold, upstream)
+    assert [(p.start, p.end) for p in periods] == [(test.start, test.end)]
+
+
+def test_cli_refuses_a_period_inside_validation_with_exit_2(walk_forward):
+    ws, folds, _, _, jepa, cfm = walk_forward
+    val = folds[1].validation
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "train-agent", "--preset", "debug", "--cfm", cfm.id,
+                                   "--period", f"{val.start.isoformat()},{val.end.isoformat()}"])
+    assert res.exit_code == 2, res.output
+    assert jepa.ref in res.stderr and "selected on 'validation'" in res.stderr
+    assert not artifacts.list_artifacts(ws, "agent")  # refused before anything was written
