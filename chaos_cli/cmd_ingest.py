@@ -31,7 +31,10 @@ def ingest(
     keep_extra: Annotated[bool, typer.Option("--keep-extra", help="Keep extra numeric columns such as 'Adj Close'.")] = False,
     macro: Annotated[
         list[str] | None,
-        typer.Option("--macro", "-m", help="FRED or CFTC COT CSV, optionally PATH@LAG (e.g. cpi.csv@45d); repeatable."),
+        typer.Option(
+            "--macro", "-m",
+            help="FRED, ALFRED vintage or CFTC COT CSV, optionally PATH@LAG (e.g. cpi.csv@45d); repeatable.",
+        ),
     ] = None,
     cot_market: Annotated[str | None, typer.Option("--cot-market", help="COT market name (substring) or code.")] = None,
     split: Annotated[
@@ -92,9 +95,18 @@ def _print_summary(env, m, result) -> None:
                       a.get("calendar", "-"), ppy, str(a["gaps"]), str(a["missing_bars"]), str(a.get("closures", "-")))
     out.print(table)
     if "macro" in s:
-        out.print("macro: " + ", ".join(f"{k} ({v['observations']} obs)" for k, v in s["macro"].items()), highlight=False)
+        out.print("macro: " + ", ".join(_macro_label(k, v) for k, v in s["macro"].items()), highlight=False)
+        leaky = [k for k, v in s["macro"].items() if v.get("revisions_may_leak")]
+        if leaky:
+            out.print(f"revisions may leak into {', '.join(leaky)}: latest-vintage values (pass ALFRED vintage "
+                      "files for real-time values)", highlight=False)
     for fold in s["split"]["folds"]:
         parts = [f"{p} {fold[p]['start']:%Y-%m-%d %H:%M} → {fold[p]['end']:%Y-%m-%d %H:%M}" for p in ("train", "validation", "test")]
         out.print(f"{fold['name']}: " + " | ".join(parts), highlight=False)
     out.print(f"{verb} [bold]{m.ref}[/] at {result.uri}", highlight=False)
     out.print(f"next: chaos tokenize --dataset {m.id}", highlight=False)
+
+
+def _macro_label(name: str, v: dict) -> str:
+    kind = ", vintages" if v.get("vintage") else ""
+    return f"{name} ({v['observations']} obs{kind})"

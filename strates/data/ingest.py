@@ -2,7 +2,7 @@
 
 Order of work: resolve the config (hash the source files) -> reuse an identical artifact
 unless forced -> read and validate every file (nothing is written before all of it passed)
--> join macro series as-of with their publication lag -> detect
+-> join macro series as-of at their release (publication lag, or vintage date) -> detect
 the bar interval, then each asset's calendar, periods per year and gaps
 (`strates.data.calendars`) -> fix the time split -> measure the union clock's periods per
 year over the first fold's training period -> write Parquet, then the manifest (summary
@@ -13,7 +13,7 @@ Files of a dataset artifact:
 | file | content |
 | ---- | ------- |
 | `bars.parquet` | bars sorted by (asset, ts): `asset, ts, open, high, low, close, volume`, kept extras, then `macro_<series>` columns |
-| `macro.parquet` | the raw macro observations (`series, observed, available, value`), when there are any |
+| `macro.parquet` | the raw macro observations (`series, observed, available, value`; one row per vintage for vintage files), when there are any |
 | `gaps.parquet` | gaps against each asset's calendar (`asset, after, before, missing_bars`; closures such as holidays are not gaps), when there are any |
 """
 
@@ -166,7 +166,7 @@ def run(
     if macro_obs is not None and macro_obs.height:
         from strates.data.macro import asof_join
 
-        with rep.task("joining macro series as-of (with publication lags)"):
+        with rep.task("joining macro series as-of (at their release: publication lags or vintages)"):
             bars = asof_join(bars, macro_obs)
 
     with rep.task("measuring calendars, periods per year and gaps, splitting in time"):
@@ -211,6 +211,7 @@ def _read(config: Config, rep: Reporter):
     import polars as pl
 
     from strates.data import macro as macro_mod
+    from strates.data.release import fmt_duration
 
     notes: list[str] = []
     if config.embedded is not None:
@@ -224,7 +225,12 @@ def _read(config: Config, rep: Reporter):
             f"embedded dataset: {bars['asset'].n_unique()} synthetic assets driven by chaotic systems "
             f"(seed {config.embedded.seed}); pass --source to ingest your own files"
         )
-        return bars.sort("asset", "ts"), macro_obs, {}, notes
+        info = {
+            name: macro_mod.SeriesInfo(vintage=False, revised=False, note="synthetic series: never revised",
+                                       lag=f"{fmt_duration(embedded.MACRO_LAGS[name])} after the observation date")
+            for name in macro_obs["series"].unique().sort().to_list()
+        }
+        return bars.sort("asset", "ts"), macro_obs, info, notes
 
     from strates.data import sources
 
@@ -239,9 +245,10 @@ def _read(config: Config, rep: Reporter):
     macro_frames, macro_info = [], {}
     for src in config.macro:
         with _local_copies([src.path]) as ((local,), back):
-            frame, macro_notes = macro_mod.read_macro(local, lag=src.lag, cot_market=config.cot_market)
-        macro_frames.append(frame)
-        notes.extend(_rename(n, back) for n in macro_notes)
+            read = macro_mod.read_macro_file(local, lag=src.lag, cot_market=config.cot_market)
+        macro_frames.append(read.frame)
+        macro_info.update(read.series)
+        notes.extend(_rename(n, back) for n in read.notes)
     macro_obs = pl.concat(macro_frames) if macro_frames else None
     counts: dict[str, int] = {}
     for frame in macro_frames:

@@ -1,109 +1,77 @@
-"""Macro series: FRED and CFTC COT files, their publication lags, and the as-of join.
+"""Macro series: reading FRED, ALFRED vintage and CFTC COT files, and the as-of join.
 
 A macro value is useful to a bar only once it was public. Each observation therefore gets
-`available = observed + lag`, and a bar at `ts` sees the latest value with
-`available <= ts` (never one published later). Lags err on the late side: a value seen a
-little late costs little; one seen before its release is a leak that invalidates a backtest.
+`available`, when it was published, and a bar at `ts` sees the latest value with
+`available <= ts` (never one published later). Where the file does not say when
+(plain FRED, COT), `available` comes from a publication lag that errs late
+(`strates.data.release`: per FRED series id, else per frequency, and the table of both).
 
-Default lags (`lag=None`), from the median spacing of the observation dates (FRED dates a
-value at the start of the period it refers to, e.g. January's CPI at 2024-01-01):
-
-| spacing (median) | frequency | default lag after the observation date |
-| ---------------- | --------- | -------------------------------------- |
-| <= 4 days        | daily     | 1 day |
-| 5-10 days        | weekly    | 7 days |
-| 11-45 days       | monthly   | 45 days |
-| 46-120 days      | quarterly | 120 days |
-| > 120 days       | annual    | 455 days (a year and a quarter) |
-
-CFTC Commitments of Traders (legacy, futures only): the observation is the "as of" Tuesday
-and the report is released on Friday at 15:30 US Eastern time, which is 20:30 UTC in
-winter (19:30 in summer): 3 days 20 h 30 min after the observation. In weeks with a US
-federal holiday the release moves to the next business day (Monday, sometimes later), so
-a 3d20h30m lag would leak those weeks' values early. A leak is worse than a late value:
-the default lag (`COT_LAG`) is 7 days (the next Tuesday 00:00 UTC), which covers holiday
-weeks too; pass `@3d20h30m` (lag=timedelta(days=3, hours=20, minutes=30)) to trade that
-safety for freshness.
-
-Formats:
+Formats (detected from the columns):
 - FRED CSV: `DATE,VALUE` (older downloads; the series is named after the file stem) or
-  `observation_date,<SERIES_ID>[,<SERIES_ID>...]`. `.` marks a missing value: such rows are
-  dropped and counted in the notes.
-- COT CSV: the legacy columns "Market and Exchange Names", "As of Date in Form YYYY-MM-DD"
-  (or "... YYMMDD"), "CFTC Contract Market Code", "Open Interest (All)",
-  "Noncommercial Positions-Long (All)", "...-Short (All)", "Commercial Positions-Long (All)",
-  "...-Short (All)". One market is read (`cot_market`: its code or part of its name) into
-  `cot_<code>_net_noncommercial`, `cot_<code>_net_commercial` and `cot_<code>_open_interest`.
+  `observation_date,<SERIES_ID>[,<SERIES_ID>...]` (also `Date,<name>` files saved by other
+  tools). Dates are read like bar timestamps (`strates.data.timeparse`: ISO, US `1/3/2014`,
+  `20140103`, ...). `.` marks a missing value: such rows are dropped and counted in the
+  notes. These files hold the latest revised values: **revisions may leak** into bars
+  dated between an observation's first release and its revision; the notes and the
+  dataset summary (`vintage: false`) say so.
+- ALFRED vintage files (`strates.data.vintage`): long (`realtime_start` column) or wide
+  (`<SERIES>_<YYYYMMDD>` columns). Each vintage is a row available the day after its
+  vintage date: no revision is seen early (`vintage: true`).
+- COT CSV (`strates.data.cot`): the legacy futures-only report, one market.
+
+With vintages a series has several rows per observation; `asof_join` shows each bar the
+latest observation date known at its time with that observation's newest known value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
 from datetime import timedelta
 
 import polars as pl
 
 from strates.core.errors import InvalidInput
+from strates.data import cot, vintage
 from strates.data.columns import normalize
+from strates.data.macro_parse import REVISIONS_MAY_LEAK, SeriesInfo, check_unique, dates, numbers, observations
 from strates.data.readers import stem
+from strates.data.release import COT_LAG, LAG_TABLE, Lag, default_lag, frequency, series_lag
 from strates.data.schema import MACRO_PREFIX, MACRO_SCHEMA, TS_DTYPE
 
-COT_LAG = timedelta(days=7)
+__all__ = [
+    "COT_LAG", "LAG_TABLE", "Lag", "MacroFile", "SeriesInfo", "asof_join", "default_lag", "frequency",
+    "read_macro", "read_macro_file", "seen_values",
+]
 
-LAG_TABLE: tuple[tuple[str, float, timedelta], ...] = (
-    # frequency, largest median spacing in days, lag
-    ("daily", 4, timedelta(days=1)),
-    ("weekly", 10, timedelta(days=7)),
-    ("monthly", 45, timedelta(days=45)),
-    ("quarterly", 120, timedelta(days=120)),
-    ("annual", float("inf"), timedelta(days=455)),
-)
-
-_COT = {
-    "name": "marketandexchangenames",
-    "date": ("asofdateinformyyyymmdd", "asofdateinformyymmdd", "reportdateasyyyymmdd"),
-    "code": "cftccontractmarketcode",
-    "oi": "openinterestall",
-    "nc_long": "noncommercialpositionslongall",
-    "nc_short": "noncommercialpositionsshortall",
-    "c_long": "commercialpositionslongall",
-    "c_short": "commercialpositionsshortall",
-}
-_FRED_DATES = ("date", "observationdate")
+_FRED_DATES = ("date", "observationdate", "datetime", "timestamp", "time")
 
 
-def frequency(observed: pl.Series, *, file: str | None = None) -> tuple[str, timedelta]:
-    """(frequency name, default lag) from the median spacing of the observation dates."""
-    days = observed.unique().sort().diff().drop_nulls().dt.total_seconds() / 86400.0
-    if days.len() == 0:
-        raise InvalidInput(
-            "a single observation: its frequency, hence its publication lag, is unknown",
-            rule="unknown-frequency",
-            fix="give the publication lag explicitly (lag=..., --macro-lag)",
-            file=file,
-        )
-    median = float(days.median())  # type: ignore[arg-type]
-    for name, upper, lag in LAG_TABLE:
-        if median <= upper:
-            return name, lag
-    raise AssertionError(median)
+@dataclasses.dataclass(frozen=True)
+class MacroFile:
+    """One macro file read: `frame` MACRO_SCHEMA rows sorted by (series, observed,
+    available), the notes, and how each series was read."""
 
-
-def default_lag(observed: pl.Series) -> timedelta:
-    """The default publication lag for observations dated `observed` (see the table in
-    the module docstring): daily 1 day, weekly 7, monthly 45, quarterly 120, annual 455."""
-    return frequency(observed)[1]
+    frame: pl.DataFrame
+    notes: list[str]
+    series: dict[str, SeriesInfo]
 
 
 def read_macro(
     path: str, *, lag: timedelta | None = None, cot_market: str | None = None
 ) -> tuple[pl.DataFrame, list[str]]:
-    """Read a FRED or COT CSV into MACRO_SCHEMA rows (series, observed, available, value),
-    sorted by (series, observed), and notes saying what was detected and assumed."""
+    """`read_macro_file` as (frame, notes)."""
+    read = read_macro_file(path, lag=lag, cot_market=cot_market)
+    return read.frame, read.notes
+
+
+def read_macro_file(path: str, *, lag: timedelta | None = None, cot_market: str | None = None) -> MacroFile:
+    """Read a FRED, ALFRED vintage or COT CSV into MACRO_SCHEMA rows (series, observed,
+    available, value). `lag` replaces the default publication lag (for a vintage file:
+    the safety lag after each vintage date)."""
     if not os.path.isfile(path):
         raise InvalidInput(f"no such file: {path}", rule="missing-file", file=path,
-                           fix="give the path of a FRED or COT CSV file")
+                           fix="give the path of a FRED, ALFRED or COT CSV file")
     if os.path.getsize(path) == 0:
         raise InvalidInput("the file is empty (0 bytes)", rule="empty-file", file=path,
                            fix="download the series again")
@@ -111,203 +79,79 @@ def read_macro(
         raw = pl.read_csv(path, infer_schema=False, truncate_ragged_lines=True)
     except pl.exceptions.PolarsError as e:
         raise InvalidInput(f"cannot read the file as CSV: {str(e).splitlines()[0]}", rule="malformed-csv",
-                           file=path, fix="give a FRED or COT CSV file as downloaded") from None
+                           file=path, fix="give a FRED, ALFRED or COT CSV file as downloaded") from None
     norm = {normalize(c): c for c in raw.columns}
-    if _COT["name"] in norm:
-        frame, notes = _read_cot(raw, norm, path, cot_market, lag)
+    if cot.COT["name"] in norm:
+        frame, notes, info = cot.read_cot(raw, norm, path, cot_market, lag)
+    elif vintage.is_long(norm):
+        frame, notes, info = vintage.read_long(raw, norm, path, lag)
     elif raw.columns and normalize(raw.columns[0]) in _FRED_DATES:
-        frame, notes = _read_fred(raw, path, lag)
+        if vintage.is_wide(raw.columns):
+            frame, notes, info = vintage.read_wide(raw, path, lag)
+        else:
+            frame, notes, info = _read_fred(raw, path, lag)
     else:
         raise InvalidInput(
-            f"not a FRED or COT file; columns: {', '.join(raw.columns[:8])}",
+            f"not a FRED, ALFRED or COT file; columns: {', '.join(raw.columns[:8])}",
             rule="unknown-columns",
-            fix="give a FRED CSV (observation_date,<SERIES>) or a CFTC legacy COT CSV "
+            fix="give a FRED CSV (observation_date,<SERIES>), an ALFRED vintage file "
+            "(realtime_start column, or <SERIES>_<YYYYMMDD> columns) or a CFTC legacy COT CSV "
             "('Market and Exchange Names', 'As of Date in Form YYYY-MM-DD', ...)",
             file=path,
         )
     if frame.height == 0:
         raise InvalidInput("no observations with a value", rule="empty-file", file=path,
                            fix="download a range of dates that holds values")
-    return frame.select(MACRO_SCHEMA.keys()).sort("series", "observed"), notes
+    frame = frame.select(MACRO_SCHEMA.keys()).cast(MACRO_SCHEMA).sort("series", "observed", "available")
+    return MacroFile(frame, notes, info)
 
 
-def _dates(raw: pl.DataFrame, column: str, fmt: str, path: str) -> pl.Series:
-    text = raw[column].str.strip_chars()
-    dates = text.str.to_datetime(fmt, time_unit="us", time_zone="UTC", strict=False)
-    bad = dates.is_null()
-    if bad.any():
-        i = int(bad.arg_true()[0])
-        raise InvalidInput(
-            f"cannot read date '{text[i]}' (expected {fmt})",
-            rule="unparseable-timestamp",
-            fix="keep the dates as downloaded (YYYY-MM-DD)",
-            file=path,
-            row=i + 2,
-            column=column,
-        )
-    return dates
-
-
-def _numbers(raw: pl.DataFrame, column: str, path: str, *, missing: tuple[str, ...]) -> pl.Series:
-    text = raw[column].str.strip_chars()
-    values = text.cast(pl.Float64, strict=False)
-    is_missing = text.is_null() | text.is_in(list(missing))
-    bad = values.is_null() & ~is_missing | (values.is_not_null() & ~values.is_finite())
-    if bad.any():
-        i = int(bad.arg_true()[0])
-        raise InvalidInput(
-            f"cannot read '{text[i]}' as a number",
-            rule="unparseable-number",
-            fix="keep the values as downloaded ('.' marks a missing FRED value)",
-            file=path,
-            row=i + 2,
-            column=column,
-        )
-    return values
-
-
-def _with_lag(frame: pl.DataFrame, lag: timedelta) -> pl.DataFrame:
-    return frame.with_columns((pl.col("observed") + pl.lit(lag)).alias("available"))
-
-
-def _check_unique(frame: pl.DataFrame, path: str) -> None:
-    dup = frame.select(pl.struct("series", "observed").is_duplicated().arg_true().first()).item()
-    if dup is not None:
-        rec = frame.row(dup, named=True)
-        raise InvalidInput(
-            f"series {rec['series']} has two observations dated {rec['observed']:%Y-%m-%d}",
-            rule="duplicate-timestamp",
-            fix="keep one observation per date (download the series again)",
-            file=path,
-            column=rec["series"],
-        )
-
-
-def _read_fred(raw: pl.DataFrame, path: str, lag: timedelta | None) -> tuple[pl.DataFrame, list[str]]:
+def _read_fred(raw: pl.DataFrame, path: str, lag: timedelta | None):
     date_col = raw.columns[0]
-    notes = ["detected a FRED CSV"]
-    observed = _dates(raw, date_col, "%Y-%m-%d", path)
-    parts = []
+    notes = ["detected a FRED CSV (latest-vintage values)"]
+    observed = dates(raw, date_col, path)
+    parts, info = [], {}
     for column in raw.columns[1:]:
         series = stem(path) if normalize(column) == "value" else column.strip()
-        values = _numbers(raw, column, path, missing=(".", ""))
-        part = pl.DataFrame({"series": series, "observed": observed, "value": values},
-                            schema={"series": pl.String, "observed": TS_DTYPE, "value": pl.Float64})
+        part = observations(series, observed, numbers(raw, column, path, missing=(".", "")))
         n_missing = part["value"].null_count()
         part = part.drop_nulls("value")
         if n_missing:
             notes.append(f"{series}: dropped {n_missing} missing values ('.')")
         if part.height == 0:
             continue
-        _check_unique(part, path)
-        if lag is None:
-            freq, series_lag = frequency(part["observed"], file=path)
-            notes.append(f"{series}: {freq} observations, available {_fmt_lag(series_lag)} after the "
-                         "observation date (default lag)")
+        check_unique(part, path)
+        if lag is not None:
+            rule, how = Lag(after=lag), "given"
+        elif (known := series_lag(series)) is not None:
+            rule, how = known, f"default for FRED series {series.upper()}"
         else:
-            series_lag = lag
-            notes.append(f"{series}: available {_fmt_lag(lag)} after the observation date")
-        parts.append(_with_lag(part, series_lag))
+            freq, rule = frequency(part["observed"], file=path)
+            how = f"default for {freq} observations"
+        text = rule.describe()
+        notes.append(f"{series}: available {text} ({how}); {REVISIONS_MAY_LEAK}: "
+                     "pass an ALFRED vintage file for real-time values")
+        parts.append(part.with_columns(rule.available(part["observed"])))
+        info[series] = SeriesInfo(vintage=False, lag=text, note=REVISIONS_MAY_LEAK)
     frame = pl.concat(parts) if parts else pl.DataFrame(schema=MACRO_SCHEMA)
-    _check_unique(frame, path)
-    return frame, notes
-
-
-def _read_cot(
-    raw: pl.DataFrame, norm: dict[str, str], path: str, cot_market: str | None, lag: timedelta | None
-) -> tuple[pl.DataFrame, list[str]]:
-    missing = [k for k, v in _COT.items() if k != "date" and v not in norm]
-    date_key = next((d for d in _COT["date"] if d in norm), None)
-    if missing or date_key is None:
-        names = [k for k in missing] + ([] if date_key else ["as of date"])
-        raise InvalidInput(
-            f"COT file without the columns {', '.join(names)}",
-            rule="missing-column",
-            fix="use the legacy futures-only COT report as published by the CFTC",
-            file=path,
-        )
-    col = {k: norm[v] for k, v in _COT.items() if k != "date"}
-    names = raw[col["name"]].str.strip_chars()
-    codes = raw[col["code"]].str.strip_chars()
-    markets = pl.DataFrame({"name": names, "code": codes}).unique(maintain_order=True)
-    listing = "; ".join(f"{n} ({c})" for n, c in markets.head(5).iter_rows())
-    if cot_market is None:
-        chosen = markets
-        if markets.height > 1:
-            raise InvalidInput(
-                f"the file holds {markets.height} markets, e.g. {listing}",
-                rule="ambiguous-market",
-                fix="choose one with cot_market (--cot-market): its CFTC code or part of its name",
-                file=path,
-            )
-    else:
-        want = cot_market.strip()
-        chosen = markets.filter(pl.col("code") == want)
-        if chosen.height == 0:
-            chosen = markets.filter(pl.col("name").str.to_lowercase().str.contains(want.lower(), literal=True))
-        if chosen.height == 0:
-            raise InvalidInput(
-                f"no market matches '{cot_market}'; markets: {listing}",
-                rule="unknown-market",
-                fix="give a CFTC contract market code or part of a market name from the file",
-                file=path,
-            )
-        if chosen["code"].n_unique() > 1:
-            sample = "; ".join(f"{n} ({c})" for n, c in chosen.head(5).iter_rows())
-            raise InvalidInput(
-                f"'{cot_market}' matches {chosen['code'].n_unique()} markets: {sample}",
-                rule="ambiguous-market",
-                fix="give the CFTC contract market code of one of them",
-                file=path,
-            )
-    code = chosen["code"][0]
-    name = chosen["name"][0]
-    rows = raw.with_row_index("__i").filter(codes == code)
-    fmt = "%Y-%m-%d" if date_key.endswith("yyyymmdd") else "%y%m%d"
-    observed = _dates(rows, norm[date_key], fmt, path)
-    numbers = {k: _numbers(rows, col[k], path, missing=()) for k in ("oi", "nc_long", "nc_short", "c_long", "c_short")}
-    safe = re.sub(r"[^0-9A-Za-z]+", "_", code).strip("_")
-    series = {
-        f"cot_{safe}_net_noncommercial": numbers["nc_long"] - numbers["nc_short"],
-        f"cot_{safe}_net_commercial": numbers["c_long"] - numbers["c_short"],
-        f"cot_{safe}_open_interest": numbers["oi"],
-    }
-    use_lag = COT_LAG if lag is None else lag
-    parts = [
-        pl.DataFrame({"series": s, "observed": observed, "value": v},
-                     schema={"series": pl.String, "observed": TS_DTYPE, "value": pl.Float64}).drop_nulls("value")
-        for s, v in series.items()
-    ]
-    frame = _with_lag(pl.concat(parts), use_lag)
-    _check_unique(frame, path)
-    notes = [
-        "detected a CFTC COT CSV (legacy format)",
-        f"market {name} ({code}): series {', '.join(series)}",
-        f"available {_fmt_lag(use_lag)} after the 'as of' date"
-        + (" (default: Friday 20:30 UTC release for Tuesday data)" if lag is None else ""),
-    ]
-    return frame, notes
-
-
-def _fmt_lag(lag: timedelta) -> str:
-    parts = []
-    if lag.days:
-        parts.append(f"{lag.days} day{'s' if lag.days != 1 else ''}")
-    hours, rest = divmod(lag.seconds, 3600)
-    minutes = rest // 60
-    if hours:
-        parts.append(f"{hours} h")
-    if minutes:
-        parts.append(f"{minutes} min")
-    return " ".join(parts) or "0 s"
+    check_unique(frame, path)
+    return frame, notes, info
 
 
 def asof_join(bars: pl.DataFrame, macro: pl.DataFrame) -> pl.DataFrame:
-    """Add one Float64 column `macro_<series>` per series: the value of the latest
-    observation with `available <= ts` (null before the first). Same rows, same order.
+    """Add one Float64 column `macro_<series>` per series: what was public at the bar's
+    `ts`, i.e. the latest observation date with a row `available <= ts`, with the value of
+    that observation's newest row `available <= ts` (null before the first). Same rows,
+    same order.
 
-    Equivalent to `join_asof(left_on="ts", right_on="available", strategy="backward")`,
-    done with a binary search (`search_sorted(side="right")`) of each bar's ts in the
+    One row per observation (a plain FRED file): the value of the latest observation with
+    `available <= ts`, as `join_asof(left_on="ts", right_on="available")` would give.
+    Several rows per observation (vintages: each revision is a row available at its own
+    date): a revision of an older observation published after a newer observation's first
+    release changes nothing (the bar shows the newer observation), and a revision of the
+    newest observation replaces its value from its own date on (`seen_values`).
+
+    Done with a binary search (`search_sorted(side="right")`) of each bar's ts in the
     series' sorted `available` times: exact (a value published at ts is seen, one a
     microsecond later is not), and valid for any bar order, so bars sorted by
     (asset, ts) need neither a re-sort nor a per-asset join.
@@ -321,9 +165,21 @@ def asof_join(bars: pl.DataFrame, macro: pl.DataFrame) -> pl.DataFrame:
     ts = bars["ts"]
     columns = []
     for series in sorted(macro["series"].unique().to_list()):
-        obs = macro.filter(pl.col("series") == series).sort("available", "observed")
+        obs = seen_values(macro.filter(pl.col("series") == series))
         available = obs["available"].cast(TS_DTYPE)
         seen = available.search_sorted(ts, side="right").cast(pl.Int64)
         index = pl.select(pl.when(seen > 0).then(seen - 1)).to_series()
-        columns.append(obs["value"].cast(pl.Float64).gather(index).alias(MACRO_PREFIX + series))
+        columns.append(obs["seen"].gather(index).alias(MACRO_PREFIX + series))
     return bars.with_columns(columns)
+
+
+def seen_values(obs: pl.DataFrame) -> pl.DataFrame:
+    """One series' rows sorted by (available, observed), with `seen`: what a bar sees from
+    that row's `available` on (the view after every row up to this one). A row of the
+    newest observation so far (its first release, or a revision of it) sets the value; a
+    revision of an older observation leaves the view as it was."""
+    obs = obs.sort("available", "observed")
+    newest = pl.col("observed") == pl.col("observed").cum_max()
+    return obs.with_columns(
+        pl.when(newest).then(pl.col("value").cast(pl.Float64)).otherwise(None).forward_fill().alias("seen")
+    )

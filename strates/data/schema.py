@@ -15,11 +15,14 @@ Macro observations (one row per series and observation, long format):
 | ------ | ----- | ------- |
 | series | String | the series name, e.g. `DGS10` or `cot_13874A_net_noncommercial` |
 | observed | Datetime(us, UTC) | the date the value refers to (FRED's observation_date, COT's "as of" date) |
-| available | Datetime(us, UTC) | when the value became public: observed + publication lag |
+| available | Datetime(us, UTC) | when the value became public: observed + publication lag, or (vintage files) the day after its vintage date |
 | value | Float64 | the value |
 
-A bar at `ts` may only see macro values with `available <= ts` (as-of join, backward).
-In the dataset each series becomes a column `macro_<series>` on the bars.
+A vintage file gives an observation one row per vintage (its first release and each
+revision). A bar at `ts` may only see macro values with `available <= ts`: the latest
+observation date released by then, with its newest value known by then
+(`strates.data.macro.asof_join`). In the dataset each series becomes a column
+`macro_<series>` on the bars.
 """
 
 from __future__ import annotations

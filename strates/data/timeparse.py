@@ -335,3 +335,23 @@ def _naive_text(formats: tuple[str, ...], tz: str, first: str, what: str) -> Tim
         first=first,
         notes=(f"timestamps read as {what} (layout {formats[0]})", zone),
     )
+
+
+def parse_column(
+    values: pl.Series, *, column: str, file: str | None, first_row: int, tz: str = "UTC",
+    fix: str = "write dates as in the download (YYYY-MM-DD, m/d/Y, ...), one layout per column",
+) -> pl.Series:
+    """A whole String column -> Datetime(us, UTC), read like a bar file's timestamps: the
+    layout from the first value (`detect`), then the fallbacks; the first value still
+    unread raises InvalidInput (its rule from `TimeParser.explain`, its row counted from
+    `first_row`, the row of `values[0]`). Empty values must be dropped by the caller."""
+    raw = values.cast(pl.String).str.strip_chars()
+    time = detect(raw.head(200).to_list(), tz=tz, column=column, file=file, first_row=first_row)
+    parsed = pl.DataFrame({"r": raw}).select(time.expr(pl.col("r"))).to_series()
+    parsed = time.fallback(raw, parsed)
+    bad = parsed.is_null()
+    if bad.any():
+        i = int(bad.arg_true()[0])
+        rule, message = time.explain(raw[i])
+        raise InvalidInput(message, rule=rule, fix=fix, file=file, row=first_row + i, column=column)
+    return parsed.cast(TS_DTYPE).rename(values.name)

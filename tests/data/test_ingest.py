@@ -39,6 +39,7 @@ def test_embedded_dataset_artifact(workspace_url):
     assert set(m.summary["assets"]) == set(bars["asset"].unique())
     assert all(a["rows"] == 600 for a in m.summary["assets"].values())
     assert m.summary["calendar"] == "24/7" and m.summary["periods_per_year"] == pytest.approx(8766)
+    assert all(not v["vintage"] and not v["revisions_may_leak"] for v in m.summary["macro"].values())  # synthetic
     fold = m.summary["split"]["folds"][0]
     assert fold["train"]["start"] < fold["validation"]["start"] < fold["test"]["start"] < fold["test"]["end"]
     # files listed in the manifest exist with the recorded hashes
@@ -89,10 +90,14 @@ def test_ingest_files_with_macro(tmp_path):
     bars = load_bars(ws, m)
     assert bars["asset"].unique().to_list() == ["ACME"]
     assert "Adj Close" not in bars.columns and "adj_close" not in bars.columns
-    # daily series, default lag 1 day: the 01-03 value is public on 01-04
+    # DGS10 (H.15) is published the next business day: a value is seen from 00:00 UTC the
+    # day after that (01-01, a holiday -> published 01-03 -> seen 01-04; 01-03 -> 01-05)
     values = dict(zip(bars["ts"].dt.strftime("%m-%d"), bars["macro_DGS10"]))
-    assert values["01-02"] == 4.0 and values["01-03"] == 4.0 and values["01-04"] == 4.1
-    assert values["01-09"] == 4.3
+    assert values["01-02"] is None and values["01-03"] is None and values["01-04"] == 4.0
+    assert values["01-05"] == 4.1 and values["01-08"] == 4.1 and values["01-09"] == 4.1
+    dgs10 = m.summary["macro"]["DGS10"]
+    assert dgs10["vintage"] is False and dgs10["revisions_may_leak"] is True and "may leak" in dgs10["note"]
+    assert any("DGS10" in n and "revisions may leak" in n for n in m.summary["notes"])
     assert m.summary["interval"] == "1d"
     # the weekend 01-05 -> 01-08 is not a gap: the calendar is read from the data
     assert m.summary["assets"]["ACME"]["calendar"] == m.summary["calendar"] == "weekdays"

@@ -8,7 +8,9 @@ import polars as pl
 import pytest
 
 from strates.core.errors import InvalidInput
-from strates.data.macro import COT_LAG, asof_join, default_lag, read_macro
+from strates.data.macro import COT_LAG, Lag, asof_join, default_lag, read_macro, read_macro_file
+from strates.data.macro_parse import REVISIONS_MAY_LEAK, SeriesInfo
+from strates.data.release import NEXT_BUSINESS_DAY, series_lag, us_holidays
 from strates.data.schema import BAR_SCHEMA, MACRO_SCHEMA, TS_DTYPE
 
 UTC = timezone.utc
@@ -31,21 +33,40 @@ def test_fred_old_style_with_missing_values(tmp_path):
     path = write(tmp_path, "DGS10.csv", "DATE,VALUE\n2024-01-02,3.95\n2024-01-03,3.91\n2024-01-04,.\n2024-01-05,4.05\n")
     frame, notes = read_macro(path)
     assert frame.schema == pl.Schema(MACRO_SCHEMA)
+    # DGS10 is published the next business day: seen from 00:00 UTC the day after it
     assert frame.rows() == [
-        ("DGS10", utc(2024, 1, 2), utc(2024, 1, 3), 3.95),
-        ("DGS10", utc(2024, 1, 3), utc(2024, 1, 4), 3.91),
-        ("DGS10", utc(2024, 1, 5), utc(2024, 1, 6), 4.05),
+        ("DGS10", utc(2024, 1, 2), utc(2024, 1, 4), 3.95),
+        ("DGS10", utc(2024, 1, 3), utc(2024, 1, 5), 3.91),
+        ("DGS10", utc(2024, 1, 5), utc(2024, 1, 9), 4.05),  # Friday -> Monday release -> Tuesday
     ]
     assert any("dropped 1 missing" in n for n in notes)
-    assert any("daily" in n and "1 day" in n for n in notes)
+    assert any("DGS10" in n and "next US business day" in n and "revisions may leak" in n for n in notes)
 
 
 def test_fred_new_style_monthly(tmp_path):
-    path = write(tmp_path, "fredgraph.csv", "observation_date,CPIAUCSL\n2024-01-01,308.417\n2024-02-01,310.326\n2024-03-01,.\n")
+    text = "observation_date,CPIAUCSL\n2024-01-01,308.417\n2024-02-01,310.326\n2024-03-01,.\n"
+    path = write(tmp_path, "fredgraph.csv", text)
+    read = read_macro_file(path)
+    assert read.frame["series"].unique().to_list() == ["CPIAUCSL"]
+    # CPI's own default: 62 days (September 2013's CPI came out 59 days after 2013-09-01)
+    assert read.frame["available"].to_list() == [utc(2024, 3, 3), utc(2024, 4, 3)]
+    assert read.series["CPIAUCSL"] == SeriesInfo(vintage=False, lag="62 days after the observation date",
+                                                 note=REVISIONS_MAY_LEAK)
+
+
+def test_fred_us_dates_like_the_bar_reader(tmp_path):
+    # a `Date,vix` file saved by a spreadsheet: US m/d/Y dates (refused before: "expected %Y-%m-%d")
+    path = write(tmp_path, "vix.csv", "Date,vix\n1/3/2014,13.76\n1/6/2014,13.55\n1/7/2014,12.92\n")
     frame, notes = read_macro(path)
-    assert frame["series"].unique().to_list() == ["CPIAUCSL"]
-    assert frame["available"].to_list() == [utc(2024, 2, 15), utc(2024, 3, 17)]
-    assert any("monthly" in n for n in notes)
+    assert frame["series"].unique().to_list() == ["vix"]
+    assert frame["observed"].to_list() == [utc(2014, 1, 3), utc(2014, 1, 6), utc(2014, 1, 7)]
+    assert frame["value"].to_list() == [13.76, 13.55, 12.92]
+    assert any("daily" in n for n in notes)
+    for text in ("Date,x\n20140103,1\n20140106,2\n", "Date,x\n2014-01-03 00:00:00,1\n2014-01-06 00:00:00,2\n"):
+        assert read_macro(write(tmp_path, "x.csv", text))[0]["observed"].to_list() == [utc(2014, 1, 3), utc(2014, 1, 6)]
+    with pytest.raises(InvalidInput) as info:
+        read_macro(write(tmp_path, "y.csv", "Date,y\n1/3/2014,1\n2014-13-45,2\n"))
+    assert (info.value.rule, info.value.row, info.value.column) == ("unparseable-timestamp", 3, "Date")
 
 
 def test_fred_explicit_lag_and_bad_values(tmp_path):
@@ -68,28 +89,70 @@ def series(dates: list[datetime]) -> pl.Series:
 
 
 @pytest.mark.parametrize(
-    "step, lag",
+    "step, days",
     [
-        (timedelta(days=1), timedelta(days=1)),
-        (timedelta(days=7), timedelta(days=7)),
-        (timedelta(days=30), timedelta(days=45)),
-        (timedelta(days=91), timedelta(days=120)),
-        (timedelta(days=365), timedelta(days=455)),
+        (timedelta(days=7), 14),
+        (timedelta(days=30), 120),
+        (timedelta(days=91), 185),
+        (timedelta(days=365), 640),
     ],
 )
-def test_default_lag_per_frequency(step, lag):
-    assert default_lag(series([utc(2020, 1, 1) + i * step for i in range(6)])) == lag
+def test_default_lag_per_frequency_errs_late(step, days):
+    lag = default_lag(series([utc(2020, 1, 1) + i * step for i in range(6)]))
+    assert lag == Lag(after=timedelta(days=days))
 
 
-def test_default_lag_of_business_days_and_real_months():
+def test_daily_default_is_the_day_after_the_next_business_day():
     weekdays = [utc(2024, 1, d) for d in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 15)]
-    assert default_lag(series(weekdays)) == timedelta(days=1)
+    lag = default_lag(series(weekdays))
+    assert lag == NEXT_BUSINESS_DAY
+    seen = lag.available(series([utc(2024, 1, 8), utc(2024, 1, 12), utc(2024, 1, 11), utc(2024, 7, 3)]))
+    # Monday -> Wednesday; Friday before MLK day -> Tuesday release -> Wednesday;
+    # Thursday -> Saturday; July 3 -> July 5 release (after Independence Day) -> July 6
+    assert seen.to_list() == [utc(2024, 1, 10), utc(2024, 1, 17), utc(2024, 1, 13), utc(2024, 7, 6)]
+    assert seen.dtype == TS_DTYPE
+
+
+def test_default_lag_of_real_months_and_quarters():
     months = [utc(2023, m, 1) for m in range(1, 13)]
-    assert default_lag(series(months)) == timedelta(days=45)
+    assert default_lag(series(months)) == Lag(after=timedelta(days=120))
     quarters = [utc(2023, m, 1) for m in (1, 4, 7, 10)]
-    assert default_lag(series(quarters)) == timedelta(days=120)
+    assert default_lag(series(quarters)) == Lag(after=timedelta(days=185))
     with pytest.raises(InvalidInput):
         default_lag(series([utc(2024, 1, 1)]))
+
+
+@pytest.mark.parametrize(
+    "name, at_least",
+    [("PCE", 60), ("PCEPI", 60), ("PI", 60), ("JTSJOL", 70), ("GDP", 121), ("GDPC1", 121), ("CPIAUCSL", 45),
+     ("UNRATE", 38), ("PAYEMS", 38), ("INDPRO", 48), ("M2SL", 59), ("ICSA", 6), ("WALCL", 2)],
+)
+def test_per_series_defaults_err_late(name, at_least):
+    months = series([utc(2023, m, 1) for m in range(1, 13)])
+    lag = default_lag(months, name)
+    assert lag.business_days == 0 and lag.after >= timedelta(days=at_least)
+    assert series_lag(name.lower()) == lag  # FRED ids in any case
+
+
+def test_per_series_defaults_are_used_by_the_reader(tmp_path):
+    text = "observation_date,PCE,JTSJOL,GDPC1\n2024-01-01,1,2,3\n2024-02-01,1,2,.\n2024-03-01,1,2,.\n"
+    path = write(tmp_path, "f.csv", text)
+    read = read_macro_file(path)
+    first = read.frame.filter(pl.col("observed") == utc(2024, 1, 1))
+    lags = {s: (a - o).days for s, o, a in first.select("series", "observed", "available").iter_rows()}
+    assert lags == {"PCE": 120, "JTSJOL": 105, "GDPC1": 180}
+    assert any("PCE" in n and "default for FRED series PCE" in n for n in read.notes)
+    for name in ("DGS10", "VIXCLS", "DFF", "SOFR"):
+        assert series_lag(name) == NEXT_BUSINESS_DAY
+    assert series_lag("DEXUSEU") == series_lag("DEXJPUS") == Lag(after=timedelta(days=10))  # H.10: weekly
+    assert series_lag("MYSERIES") is None
+
+
+def test_us_holidays():
+    days = {str(d) for d in us_holidays(2024, 2024)}
+    assert {"2024-01-01", "2024-01-15", "2024-02-19", "2024-05-27", "2024-06-19", "2024-07-04",
+            "2024-09-02", "2024-10-14", "2024-11-11", "2024-11-28", "2024-12-25"} == days
+    assert "2021-12-31" in {str(d) for d in us_holidays(2022, 2022)}  # New Year 2022 on a Saturday
 
 
 # ----------------------------------------------------------------------------- COT
