@@ -48,6 +48,18 @@ def check_horizon(config: Config, cfm_horizon: int) -> None:
                           field="planner.horizon", fix=f"use --set planner.horizon={cfm_horizon} or less")
 
 
+@dataclasses.dataclass(frozen=True)
+class Walk:
+    """A policy walked forward: positions `[T, A]` (held over the bar after each; 0 where
+    not valid), actions `[T, A]` (the planner's decision before any gate), before `[T, A]`
+    (the position held when deciding) and warm `[T, A, H]` (the warm-start plan used)."""
+
+    positions: np.ndarray
+    actions: np.ndarray
+    before: np.ndarray
+    warm: np.ndarray
+
+
 @dataclasses.dataclass(eq=False)  # hashed by identity: `_walk` is jitted with self static
 class Decider:
     config: Config
@@ -72,10 +84,6 @@ class Decider:
     @property
     def futures_per_state(self) -> int:
         return self.n_per_member * len(self.flows)
-
-    def noise(self, key: jax.Array, n_states: int) -> jax.Array:
-        """Noise for `futures`: `[B, K * n, x_dim]`, consuming `key`."""
-        return jax.random.normal(key, (n_states, self.futures_per_state, self.x_dim), jnp.float32)
 
     def _draw_impl(self, h, noise):
         from flax import nnx
@@ -155,52 +163,101 @@ class Decider:
         return self._decide(self.params, jnp.asarray(h, jnp.float32), jnp.asarray(position, jnp.float32), returns,
                             values, jnp.asarray(warm, jnp.float32), key)
 
-    def run(self, h: np.ndarray, valid: np.ndarray, *, key: jax.Array, chunk: int = 256) -> np.ndarray:
-        """Walk forward through time: `h [T, A, D]` states of A assets on a common clock,
-        `valid [T, A]` -> positions `[T, A]` (0 where not valid; a position is held from
-        its bar to the next). Futures and terminal values do not depend on positions, so
-        they are drawn for every (t, asset) first, `chunk` time steps at a time; then
-        `walk` decides in time order."""
+    # -- walking forward ---------------------------------------------------------------------
+    # Random streams of a walk with key k (the backtest's and the multiverse's alike): the
+    # futures of bar t come from `fold_in(fold_in(k, FUTURES), t)`, the planner's candidates
+    # and policy samples at bar t from `fold_in(fold_in(k, PLAN), t)`, t counted on the
+    # period's clock. So bar t draws the same numbers however the work is chunked, and
+    # Multiverse Crossing can replay any bar of the agent's own backtest exactly.
+    FUTURES, PLAN = 1, 2
+
+    def bar_noise(self, key: jax.Array, bars: np.ndarray, n_states: int) -> jax.Array:
+        """Futures noise of the given `bars [C]` (clock indices) for `n_states` states each:
+        `[C * n_states, N, x_dim]`; bar t's block depends on (key, t) alone."""
+        k = jax.random.fold_in(key, self.FUTURES)
+        draw = jax.vmap(lambda t: jax.random.normal(jax.random.fold_in(k, t),
+                                                    (n_states, self.futures_per_state, self.x_dim), jnp.float32))
+        return draw(jnp.asarray(bars)).reshape(-1, self.futures_per_state, self.x_dim)
+
+    def plan_keys(self, key: jax.Array, bars: np.ndarray) -> jax.Array:
+        """The planner's key at each of `bars [C]` (clock indices): `[C]` keys."""
+        k = jax.random.fold_in(key, self.PLAN)
+        return jax.vmap(lambda t: jax.random.fold_in(k, t))(jnp.asarray(bars))
+
+    def inputs(self, h: np.ndarray, *, key: jax.Array, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Planning inputs of every (bar, asset): `h [T, A, D]` -> (log returns `[T, A, N, H]`,
+        terminal values `[T, A, N, G]`). Futures and values do not depend on positions, so
+        they are drawn for all bars first, `chunk` bars at a time."""
         t_len, a_len, _ = h.shape
         pc = self.config.planner
-        returns = np.zeros((t_len, a_len, 1, self.futures_per_state, pc.horizon), np.float32)
-        values = np.zeros((t_len, a_len, 1, self.futures_per_state, pc.value_grid), np.float32)
+        returns = np.zeros((t_len, a_len, self.futures_per_state, pc.horizon), np.float32)
+        values = np.zeros((t_len, a_len, self.futures_per_state, pc.value_grid), np.float32)
         for s in range(0, t_len, chunk):
-            hh = jnp.asarray(h[s:s + chunk].reshape(-1, h.shape[-1]), jnp.float32)
-            r, end = self.futures(hh, self.noise(jax.random.fold_in(key, s), hh.shape[0]))
-            v = self.values(end)
             n = min(chunk, t_len - s)
-            returns[s:s + n, :, 0] = np.asarray(r).reshape(n, a_len, *r.shape[1:])
-            values[s:s + n, :, 0] = np.asarray(v).reshape(n, a_len, *v.shape[1:])
-        return self.walk(h[:, :, None], valid, returns, values, key=jax.random.fold_in(key, 10**6))[:, :, 0]
+            hh = jnp.asarray(h[s:s + n].reshape(-1, h.shape[-1]), jnp.float32)
+            r, end = self.futures(hh, self.bar_noise(key, np.arange(s, s + n), a_len))
+            returns[s:s + n] = np.asarray(r).reshape(n, a_len, *r.shape[1:])
+            values[s:s + n] = np.asarray(self.values(end)).reshape(n, a_len, *end.shape[1:-1], pc.value_grid)
+        return returns, values
 
-    def walk(self, h: np.ndarray, valid: np.ndarray, returns: np.ndarray, values: np.ndarray, *, key: jax.Array
-             ) -> np.ndarray:
-        """Decide in time order. `h [T, A, U, D]` (U universes per asset; universe 0 is the
-        one traded), `valid [T, A]`, `returns [T, A, U, N, H]`, `values [T, A, U, N, G]` ->
-        actions `[T, A, U]`. At step t every universe of an asset plans from the position
-        universe 0 chose at t-1 and from its plan (warm start), with the same random numbers
-        (MPPI candidates, policy samples), so universes differ by their state alone."""
-        return np.asarray(self._walk(self.params, jnp.asarray(h, jnp.float32), jnp.asarray(valid), jnp.asarray(returns),
-                                     jnp.asarray(values), key))
+    def run(self, h: np.ndarray, valid: np.ndarray, *, key: jax.Array, chunk: int = 256) -> Walk:
+        """Walk forward through time: `h [T, A, D]` states of A assets on a common clock,
+        `valid [T, A]` -> the `Walk` (positions `[T, A]`, 0 where not valid; a position is
+        held from its bar to the next). Consumes `key` (see the random streams above)."""
+        returns, values = self.inputs(h, key=key, chunk=chunk)
+        return self.walk(h, valid, returns, values, key=key)
+
+    def walk(self, h: np.ndarray, valid: np.ndarray, returns: np.ndarray, values: np.ndarray, *, key: jax.Array,
+             hold: np.ndarray | None = None, scale: np.ndarray | None = None) -> Walk:
+        """Decide in time order from the policy's own positions. `h [T, A, D]`, `valid [T, A]`,
+        `returns [T, A, N, H]`, `values [T, A, N, G]` (from `inputs` with the same key);
+        optional gates, applied to the decision before it is held: `hold [T, A]` (keep the
+        position held before instead), `scale [T, A]` (multiply the position). With neither,
+        this is the agent's own policy."""
+        t_len, a_len = valid.shape
+        hold = np.zeros((t_len, a_len), bool) if hold is None else np.asarray(hold, bool)
+        scale = np.ones((t_len, a_len), np.float32) if scale is None else np.asarray(scale, np.float32)
+        out = self._walk(self.params, jnp.asarray(h, jnp.float32), jnp.asarray(valid), jnp.asarray(returns),
+                         jnp.asarray(values), self.plan_keys(key, np.arange(t_len)), jnp.asarray(hold),
+                         jnp.asarray(scale))
+        return Walk(*(np.asarray(o) for o in out))
 
     @functools.partial(jax.jit, static_argnums=0)
-    def _walk(self, params, h, valid, returns, values, key):
-        t_len, a_len, u_len, d = h.shape
+    def _walk(self, params, h, valid, returns, values, keys, hold, scale):
+        a_len = h.shape[1]
         horizon = self.config.planner.horizon
 
         def body(carry, xs):
             position, warm = carry  # [A], [A, H]
-            h_t, ok, r_t, v_t, t = xs
-            plan = self._decide_impl(params, h_t.reshape(-1, d), jnp.repeat(position, u_len),
-                                     r_t.reshape(-1, *r_t.shape[2:]), v_t.reshape(-1, *v_t.shape[2:]),
-                                     jnp.repeat(warm, u_len, axis=0), jax.random.fold_in(key, t), shared=u_len)
-            actions = jnp.where(ok[:, None], plan.action.reshape(a_len, u_len), 0.0)
-            chosen = actions[:, 0]
-            mean0 = plan.mean.reshape(a_len, u_len, horizon)[:, 0]
-            new_warm = jnp.where(ok[:, None], planner.shift(mean0), jnp.broadcast_to(chosen[:, None], warm.shape))
-            return (chosen, new_warm), actions
+            h_t, ok, r_t, v_t, k_t, hold_t, scale_t = xs
+            plan = self._decide_impl(params, h_t, position, r_t, v_t, warm, k_t)
+            chosen = jnp.where(hold_t, position, jnp.clip(plan.action * scale_t, -1.0, 1.0))
+            chosen = jnp.where(ok, chosen, 0.0)
+            new_warm = jnp.where((ok & ~hold_t)[:, None], planner.shift(plan.mean),
+                                 jnp.broadcast_to(chosen[:, None], warm.shape))
+            return (chosen, new_warm), (chosen, plan.action, position, warm)
 
         init = (jnp.zeros(a_len), jnp.zeros((a_len, horizon)))
-        _, actions = jax.lax.scan(body, init, (h, valid, returns, values, jnp.arange(t_len)))
-        return actions
+        _, (positions, actions, before, warm) = jax.lax.scan(body, init, (h, valid, returns, values, keys, hold, scale))
+        return positions, actions, before, warm
+
+    def decide_at(self, h: np.ndarray, before: np.ndarray, warm: np.ndarray, returns: np.ndarray,
+                  values: np.ndarray, *, key: jax.Array, bars: np.ndarray, shared: int) -> np.ndarray:
+        """Decisions at chosen bars, batched (no walk): `h [C, R, D]` (R states per bar: e.g.
+        assets x universes), `before [C, R]` and `warm [C, R, H]` (the position and warm plan
+        each plans from), `returns [C, R, N, H]`, `values [C, R, N, G]`, `bars [C]` (clock
+        indices: bar c plans with the walk's key of that bar) -> actions `[C, R]`.
+        Consecutive groups of `shared` rows draw the same planner random numbers: with
+        R = A x U universes and shared = U, every universe of an asset plans with the
+        numbers the asset's walk used at that bar."""
+        keys = self.plan_keys(key, bars)
+        return np.asarray(self._decide_at(self.params, jnp.asarray(h, jnp.float32), jnp.asarray(before, jnp.float32),
+                                          jnp.asarray(warm, jnp.float32), jnp.asarray(returns), jnp.asarray(values),
+                                          keys, shared))
+
+    @functools.partial(jax.jit, static_argnums=(0, 8))
+    def _decide_at(self, params, h, before, warm, returns, values, keys, shared):
+        def one(h_c, p_c, w_c, r_c, v_c, k_c):
+            return self._decide_impl(params, h_c, p_c, r_c, v_c, w_c, k_c, shared=shared).action
+
+        return jax.vmap(one)(h, before, warm, returns, values, keys)

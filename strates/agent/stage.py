@@ -137,6 +137,12 @@ def clock(states, period: Period, max_bars: int):
     return ts, h, valid, r_next, r_now
 
 
+def walk_seed(config: Config, index: int) -> int:
+    """The seed of the random streams of the backtest of the `index`-th evaluation period
+    (`Decider.run`); recorded per period so that Multiverse Crossing replays them."""
+    return config.train.seed + 100 + index
+
+
 def periods_per_year(dataset: artifacts.Manifest) -> float:
     """Bars per year for annualising: the dataset's measured figure (DESIGN.md, Accounting),
     or 365.25 days of bars for a dataset ingested before it was measured."""
@@ -218,7 +224,7 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
             skipped.append({"fold": period.name, "reason": "no bars inside the period"})
             continue
         with rep.task(f"backtesting {period.name}: {len(ts)} bars x {len(states)} assets ({config.planner.kind})"):
-            agent_pos = decider.run(h, valid, key=jax.random.key(config.train.seed + 100 + i))
+            agent_pos = decider.run(h, valid, key=jax.random.key(walk_seed(config, i))).positions
         strategies = {"agent": agent_pos, **backtest.baseline_positions(
             r_now, valid, window=config.backtest.momentum_window, seed=config.backtest.random_seed + i)}
         table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.backtest.cost_levels,
@@ -226,6 +232,7 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
                                         trial_sharpes=tried.sharpes)
         present = valid.any(0)
         out[period.name] = {"start": period.start, "end": period.end, "bars": len(ts), "assets": int(present.sum()),
+                            "seed": walk_seed(config, i),
                             "absent": [s.asset for s, p in zip(states, present, strict=True) if not p],
                             "table": table}
         pos_frames.append(_positions_frame(period.name, ts, states, strategies, r_next, valid))

@@ -1,18 +1,31 @@
 """`chaos multiverse`: Multiverse Crossing over the agent's evaluation period.
 
-For each asset and decision time: the unperturbed JEPA state and M geodesic perturbations
-of it (`crossing.perturb`), N futures per universe from Strate III with the same noise in
-every universe, a decision per universe from Strate IV (`Decider.walk`: every universe
-plans from the position the deterministic policy holds, with the same MPPI random numbers),
-then consensus, bifurcation index, effective number of future modes and the Lyapunov proxy
-(`crossing`). The seeds' claim is then tested: the deterministic policy (universe 0) is
-backtested against a multiverse-filtered one (no trade while contested: the position is
-held) and a consensus-sized one (position x consensus) on the same bars and costs.
+1. The agent's own walk through the test period is replayed with the random streams of
+   its backtest (`Decider.run` with the period's recorded seed, on the same clock): this is
+   universe 0, and its positions are the agent's backtest positions (the manifest records
+   the largest difference from the agent's positions file: 0 when they match).
+2. Decision times: every bar of the test period, or, when that would not fit the budget
+   (`max_bars`), that many bars evenly spaced over the whole period.
+3. At each decision time, per asset: M geodesic perturbations of the JEPA state
+   (`crossing.perturb`), N futures per universe drawn with universe 0's noise (common
+   random numbers), and a decision per universe planned from the position and warm plan
+   the agent held, with the agent's planner random numbers at that bar. Consensus,
+   bifurcation index, effective number of future modes and the Lyapunov proxy follow
+   (`crossing`). The decision noise floor: M re-seeded copies of universe 0 (σ = 0, fresh
+   futures noise and planner numbers); their flip rate is what bifurcation must exceed.
+4. The claim is tested on every bar of the period: the deterministic policy (the agent)
+   against a filtered one (no trade while the latest reading says contested: the position
+   is held) and a consensus-sized one (position x the latest reading's consensus). Both are
+   walked from their own positions and plans (costs consistent), not overlaid on the
+   agent's. A reading stands until the next decision time. Verdict: a paired stationary
+   block bootstrap of the per-bar return difference (`agent.bootstrap`) at each cost; the
+   filter is "shown" to help only when the 95% interval of the Sharpe difference excludes 0.
 
 Artifact `multiverse` (parents: agent, cfm, jepa, tokens, dataset): `decisions.parquet`
-(per asset and time), `fans.parquet` (quantiles of the unperturbed universe's cumulative
-returns against the realised path), `equity.parquet`; the distribution of each metric,
-the contested count and the comparison in the manifest.
+(per asset and decision time), `fans.parquet` (quantiles of the unperturbed universe's
+cumulative returns against the realised path), `equity.parquet` (every bar); the
+distribution of each metric, the noise floor, the contested count, the comparison and the
+verdicts in the manifest.
 """
 
 from __future__ import annotations
@@ -40,9 +53,8 @@ class Result:
     reused: bool
 
 
-def load_decider(ws: Workspace, agent: artifacts.Manifest, *, futures: int = 0):
-    """The agent artifact's trained agent with its cfm's flows, as a `Decider`
-    (`futures > 0` overrides the agent's N futures per state)."""
+def load_decider(ws: Workspace, agent: artifacts.Manifest):
+    """The agent artifact's trained agent with its cfm's flows, as a `Decider`."""
     import jax
 
     from strates.agent import model
@@ -53,8 +65,6 @@ def load_decider(ws: Workspace, agent: artifacts.Manifest, *, futures: int = 0):
     from strates.core.config import from_dict
 
     config = from_dict(AgentConfig, agent.config)
-    if futures:
-        config = dataclasses.replace(config, planner=dataclasses.replace(config.planner, futures=futures))
     cfm = artifacts.resolve(ws, agent.parents["cfm"], stage="cfm")
     flows, scales = load_flows(ws, cfm)
     abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), config.model, state_dim=int(scales["state_dim"])))
@@ -84,60 +94,83 @@ def _summaries(decider, x, universes, *, hc: int):
     return modes, lyap, fans
 
 
-def cross(decider, h: np.ndarray, valid: np.ndarray, config: Config, *, key, reporter: Reporter | None = None
+def decision_bars(valid: np.ndarray, budget: int) -> np.ndarray:
+    """Clock indices of the decision times: every bar with a valid asset, or `budget` of
+    them evenly spaced over the whole period when there are more (`budget` 0: all)."""
+    live = np.nonzero(valid.any(1))[0]
+    if not budget or len(live) <= budget:
+        return live
+    return live[np.unique(np.round(np.linspace(0, len(live) - 1, budget)).astype(int))]
+
+
+def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, bars: np.ndarray
           ) -> dict[str, np.ndarray]:
-    """Multiverse Crossing of `h [T, A, D]` (valid `[T, A]`) -> per (t, asset): actions
-    `[T, A, U]`, directions, majority, consensus, bifurcation, effective_modes, lyapunov
-    `[T, A]`, and fan quantiles `[T, A, H_cfm, 5]`. Consumes `key`."""
+    """Multiverse Crossing at the decision times `bars [C]` of `h [T, A, D]`, around the
+    agent's walk `deterministic` (a `Walk` drawn with `walk_key`). Returns per (decision
+    time, asset): actions `[C, A, U]`, directions, majority, consensus, bifurcation, flip
+    (the noise floor's flip rate), effective_modes, lyapunov `[C, A]`, fan quantiles
+    `[C, A, H_cfm, 5]` and `universe0 [C, A]` (universe 0 recomputed in the batch, to check
+    the replay)."""
     import jax
     import jax.numpy as jnp
 
     from strates.multiverse import crossing
 
-    t_len, a_len, d = h.shape
-    u = config.universes + 1
+    a_len, d = h.shape[1], h.shape[2]
+    m, u = config.universes, config.universes + 1
     pc = decider.config.planner
-    n, f = decider.futures_per_state, decider.x_dim
-    per_step = a_len * u * n * f
-    chunk = max(1, int(24e6 // per_step))
+    n, f, hp = decider.futures_per_state, decider.x_dim, pc.horizon
+    chunk = max(1, int(24e6 // (a_len * (u + m) * n * f)))
     summarise = jax.jit(lambda x, uu: _summaries(decider, x, uu, hc=decider.cfm_horizon))
-    universes = np.zeros((t_len, a_len, u, d), np.float32)
-    returns = np.zeros((t_len, a_len, u, n, pc.horizon), np.float32)
-    values = np.zeros((t_len, a_len, u, n, pc.value_grid), np.float32)
-    modes = np.ones((t_len, a_len), np.float32)
-    lyap = np.zeros((t_len, a_len), np.float32)
-    fans = np.zeros((t_len, a_len, decider.cfm_horizon, len(QUANTILES)), np.float32)
-    k_perturb, k_noise, k_walk = jax.random.split(key, 3)
-    for s in range(0, t_len, chunk):
-        c = min(chunk, t_len - s)
-        uu = crossing.perturb(jnp.asarray(h[s:s + c]), key=jax.random.fold_in(k_perturb, s), m=config.universes,
-                              sigma=config.sigma)  # [c, A, U, D]
-        noise = decider.noise(jax.random.fold_in(k_noise, s), c * a_len)  # shared across universes
+    perturb = jax.jit(jax.vmap(lambda hb, k: crossing.perturb(hb, key=k, m=m, sigma=config.sigma)))
+    k_perturb, k_floor = jax.random.split(jax.random.key(config.seed))
+    c_len = len(bars)
+    actions = np.zeros((c_len, a_len, u), np.float32)
+    flips = np.zeros((c_len, a_len), np.float32)
+    modes = np.ones((c_len, a_len), np.float32)
+    lyap = np.zeros((c_len, a_len), np.float32)
+    fans = np.zeros((c_len, a_len, decider.cfm_horizon, len(QUANTILES)), np.float32)
+    for s in range(0, c_len, chunk):
+        bc = bars[s:s + chunk]
+        c = len(bc)
+        keys = jax.vmap(lambda t: jax.random.fold_in(k_perturb, t))(jnp.asarray(bc))
+        uu = perturb(jnp.asarray(h[bc], jnp.float32), keys)  # [c, A, U, D]
+        noise = decider.bar_noise(walk_key, bc, a_len)  # universe 0's noise, shared by every universe
         x = decider.draw(uu.reshape(-1, d), jnp.repeat(noise, u, axis=0))  # [c*A*U, N, F]
         r, end = decider.planning_inputs(x)
-        universes[s:s + c] = np.asarray(uu)
-        returns[s:s + c] = np.asarray(r).reshape(c, a_len, u, n, pc.horizon)
-        values[s:s + c] = np.asarray(decider.values(end)).reshape(c, a_len, u, n, pc.value_grid)
+        v = decider.values(end)
+        before = np.repeat(deterministic.before[bc], u, axis=1)  # [c, A*U]: asset-major, universes inner
+        warm = np.repeat(deterministic.warm[bc], u, axis=1)
+        act = decider.decide_at(uu.reshape(c, a_len * u, d), before, warm, r.reshape(c, a_len * u, n, hp),
+                                v.reshape(c, a_len * u, n, -1), key=walk_key, bars=bc, shared=u)
+        actions[s:s + c] = act.reshape(c, a_len, u)
+        # the noise floor: M copies of universe 0 with fresh futures noise and planner numbers
+        hf = np.repeat(h[bc], m, axis=1)  # [c, A*M, D]
+        rf, endf = decider.futures(hf.reshape(-1, d), decider.bar_noise(k_floor, bc, a_len * m))
+        vf = decider.values(endf)
+        copies = decider.decide_at(hf, np.repeat(deterministic.before[bc], m, axis=1),
+                                   np.repeat(deterministic.warm[bc], m, axis=1), rf.reshape(c, a_len * m, n, hp),
+                                   vf.reshape(c, a_len * m, n, -1), key=jax.random.fold_in(k_floor, 1), bars=bc,
+                                   shared=1).reshape(c, a_len, m)
+        d0 = crossing.directions(jnp.asarray(deterministic.actions[bc]), band=config.band)
+        flips[s:s + c] = np.asarray(crossing.bifurcation(jnp.concatenate(
+            [d0[..., None], crossing.directions(jnp.asarray(copies), band=config.band)], axis=-1)))
         m_, l_, f_ = summarise(x.reshape(c * a_len, u, n, f), uu.reshape(c * a_len, u, d))
         modes[s:s + c], lyap[s:s + c] = np.asarray(m_).reshape(c, a_len), np.asarray(l_).reshape(c, a_len)
         fans[s:s + c] = np.asarray(f_).reshape(c, a_len, *f_.shape[1:])
-    actions = decider.walk(universes, valid, returns, values, key=k_walk)  # [T, A, U]
+    universe0 = actions[:, :, 0].copy()
+    actions[:, :, 0] = deterministic.actions[bars]  # universe 0 is the agent's own decision, exactly
     dirs = crossing.directions(jnp.asarray(actions), band=config.band)
     majority, consensus = crossing.vote(dirs)
     return {"actions": actions, "directions": np.asarray(dirs), "majority": np.asarray(majority),
             "consensus": np.asarray(consensus), "bifurcation": np.asarray(crossing.bifurcation(dirs)),
-            "effective_modes": modes, "lyapunov": lyap, "fans": fans}
+            "flip": flips, "effective_modes": modes, "lyapunov": lyap, "fans": fans, "universe0": universe0}
 
 
-def filtered_positions(deterministic: np.ndarray, contested: np.ndarray) -> np.ndarray:
-    """Trade only where not contested: `[T, A]` -> `[T, A]`; while contested the position
-    held before is kept (no trade), starting flat."""
-    out = np.zeros_like(deterministic)
-    prev = np.zeros(deterministic.shape[1])
-    for t in range(len(deterministic)):
-        prev = np.where(contested[t], prev, deterministic[t])
-        out[t] = prev
-    return out
+def latest_reading(bars: np.ndarray, t_len: int) -> np.ndarray:
+    """For each bar of the clock, the index into `bars` of the latest decision time at or
+    before it, or -1 before the first: `[T]`."""
+    return np.searchsorted(bars, np.arange(t_len), side="right") - 1
 
 
 def distribution(values: np.ndarray) -> dict[str, float]:
@@ -152,9 +185,12 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
     import jax
 
     from strates.agent import backtest
-    from strates.agent import metrics as perf
-    from strates.agent.stage import Period, clock, equity_frame
+    from strates.agent.bootstrap import paired_difference
+    from strates.agent.config import Config as AgentConfig
+    from strates.agent.stage import Period, clock, equity_frame, periods_per_year, walk_seed
+    from strates.agent.trials import census
     from strates.cfm.data import load_states
+    from strates.core.config import from_dict
 
     rep = reporter or NullReporter()
     am = artifacts.resolve(ws, agent, stage="agent")
@@ -171,40 +207,70 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
     jm = artifacts.resolve(ws, am.parents["jepa"], stage="jepa")
     with rep.task("embedding every bar with the JEPA"):
         states, _, dataset = load_states(ws, jm)
-    decider = load_decider(ws, am, futures=config.futures)
-    ts, h, valid, r_next, _ = clock(states, period, config.max_bars)
+    decider = load_decider(ws, am)
+    agent_config = from_dict(AgentConfig, am.config)
+    ts, h, valid, r_next, _ = clock(states, period, agent_config.backtest.max_bars)  # the backtest's own clock
+    walk_key = jax.random.key(int(span.get("seed", walk_seed(agent_config, 0))))
+    with rep.task(f"replaying the agent's walk: {len(ts)} bars x {len(states)} assets"):
+        returns, values = decider.inputs(h, key=walk_key)
+        det = decider.walk(h, valid, returns, values, key=walk_key)
+    bars = decision_bars(valid, config.max_bars)
     u = config.universes + 1
-    with rep.task(f"crossing {len(ts)} bars x {len(states)} assets x {u} universes x "
-                  f"{decider.futures_per_state} futures"):
-        out = cross(decider, h, valid, config, key=jax.random.key(config.seed))
-    deterministic = out["actions"][:, :, 0]
-    contested = out["consensus"] < config.threshold
-    strategies = {"deterministic": deterministic, "filtered": filtered_positions(deterministic, contested),
-                  "sized": deterministic * out["consensus"]}
-    ppy = perf.annual_factor(float(dataset.summary["interval_seconds"]))
-    trials = int(am.summary.get("n_trials", 1))
+    with rep.task(f"crossing {len(bars)} of {len(ts)} bars x {len(states)} assets x {u} universes "
+                  f"(+ {config.universes} noise-floor copies) x {decider.futures_per_state} futures"):
+        out = cross(decider, h, config, walk_key=walk_key, deterministic=det, bars=bars)
+    ok = valid[bars]
+    contested = (out["consensus"] < config.threshold) & ok
+    reading = latest_reading(bars, len(ts))
+    seen = reading >= 0
+    held = np.where(seen[:, None], contested[np.maximum(reading, 0)], False) & valid
+    sized_by = np.where(seen[:, None], out["consensus"][np.maximum(reading, 0)], 1.0)
+    with rep.task("walking the filtered and consensus-sized policies from their own positions"):
+        filtered = decider.walk(h, valid, returns, values, key=walk_key, hold=held)
+        sized = decider.walk(h, valid, returns, values, key=walk_key, scale=sized_by)
+    strategies = {"deterministic": det.positions, "filtered": filtered.positions, "sized": sized.positions}
+    ppy = periods_per_year(dataset)
+    tried = census(ws, parents["dataset"], candidate=aid, chain=parents, extra=("filtered", "sized"))
+    trials = max(int(am.summary.get("n_trials", 1)), tried.n_trials)
     table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.cost_levels, periods_per_year=ppy,
-                                    n_trials={"deterministic": trials, "filtered": trials + 2, "sized": trials + 2})
+                                    n_trials={"deterministic": int(am.summary.get("n_trials", 1)),
+                                              "filtered": trials, "sized": trials},
+                                    trial_sharpes=tried.sharpes)
+    verdicts = {key: {policy: paired_difference(pnls[policy][key], pnls["deterministic"][key], periods_per_year=ppy,
+                                                replicates=config.bootstrap, seed=config.seed).to_dict()
+                      for policy in ("filtered", "sized")}
+                for key in pnls["deterministic"]}
     writer = artifacts.begin(ws, STAGE, aid)
     try:
-        writer.write_parquet("decisions.parquet", _decisions_frame(name, ts, states, valid, out, strategies, r_next,
-                                                                    contested))
-        writer.write_parquet("fans.parquet", _fans_frame(ts, states, valid, out["fans"]))
+        writer.write_parquet("decisions.parquet", _decisions_frame(name, ts[bars], states, ok, out, contested,
+                                                                    r_next[bars]))
+        writer.write_parquet("fans.parquet", _fans_frame(ts[bars], states, ok, out["fans"]))
         writer.write_parquet("equity.parquet", equity_frame(name, ts, pnls))
-        ok = valid.astype(bool)
         last = np.nonzero(ok.any(1))[0]
+        replay = _replay_gap(ws, am, name, ts, states, valid, det.positions)
         metrics: dict[str, Any] = {
             "universes": config.universes, "sigma": config.sigma, "futures": decider.futures_per_state,
-            "threshold": config.threshold, "period": {"name": name, "start": period.start, "end": period.end,
-                                                      "bars": len(ts)},
-            "decisions": int(ok.sum()), "contested": int(contested[ok].sum()),
+            "threshold": config.threshold,
+            "period": {"name": name, "start": period.start, "end": period.end, "bars": len(ts)},
+            "decision_times": {"count": len(bars), "of_bars": len(ts), "every": bool(len(bars) == int(valid.any(1).sum())),
+                               "first": _utc(ts[bars[0]]) if len(bars) else period.start,
+                               "last": _utc(ts[bars[-1]]) if len(bars) else period.start},
+            "decisions": int(ok.sum()), "contested": int(contested.sum()),
             "contested_share": float(contested[ok].mean()) if ok.any() else 0.0,
-            "contested_assets_last": [states[a].asset for a in np.nonzero(contested[last[-1]] & ok[last[-1]])[0]]
-            if len(last) else [],
+            "contested_assets_last": [states[a].asset for a in np.nonzero(contested[last[-1]])[0]] if len(last) else [],
             "distribution": {m: distribution(out[m][ok]) for m in METRICS},
-            "comparison": table, "seconds": round(time.perf_counter() - t0, 2),
+            "noise_floor": {"copies": config.universes, "flip_rate": float(out["flip"][ok].mean()) if ok.any() else 0.0,
+                            "bifurcation": float(out["bifurcation"][ok].mean()) if ok.any() else 0.0,
+                            "above_floor": float(out["bifurcation"][ok].mean() - out["flip"][ok].mean())
+                            if ok.any() else 0.0},
+            "replay": {"max_abs_diff_backtest": replay,
+                       "universe0_batch_max_abs_diff": float(np.abs(out["universe0"] - det.actions[bars])[ok].max())
+                       if ok.any() else 0.0},
+            "comparison": table, "verdict": verdicts, "seconds": round(time.perf_counter() - t0, 2),
         }
         summary = {"agent": am.ref, "planner": decider.config.planner.kind, "band": config.band,
+                   "periods_per_year": ppy, "n_trials": trials, "trials": tried.to_dict(),
+                   "absent": [s.asset for s, p in zip(states, valid.any(0), strict=True) if not p],
                    "definitions": "DESIGN.md, Canonical definitions; strates/multiverse/crossing.py"}
         manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary)
     except BaseException:
@@ -213,28 +279,52 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
     return Result(manifest, False)
 
 
-def _decisions_frame(period, ts, states, valid, out, strategies, r_next, contested):
+def _utc(t: np.datetime64):
+    import datetime as dt
+
+    return t.astype("datetime64[us]").item().replace(tzinfo=dt.UTC)
+
+
+def _replay_gap(ws: Workspace, am: artifacts.Manifest, period: str, ts, states, valid, positions) -> float | None:
+    """Largest |difference| between the replayed walk and the agent's positions file on the
+    period (None when the file lacks the period)."""
+    import io
+
     import polars as pl
 
+    frame = pl.read_parquet(io.BytesIO(ws.read_bytes(f"{am.stage}/{am.id}/positions.parquet")))
+    frame = frame.filter((pl.col("period") == period) & (pl.col("strategy") == "agent"))
+    if not frame.height:
+        return None
     t, a = np.nonzero(valid)
+    mine = pl.DataFrame({"ts": ts[t], "asset": [states[j].asset for j in a], "mine": positions[t, a].astype(np.float64)},
+                        schema_overrides={"asset": pl.String})
+    joined = mine.join(frame.select("ts", "asset", "position"), on=["ts", "asset"], how="left")
+    if joined["position"].null_count():
+        return None
+    return float((joined["mine"] - joined["position"]).abs().max())
+
+
+def _decisions_frame(period, ts, states, ok, out, contested, r_next):
+    import polars as pl
+
+    t, a = np.nonzero(ok)
     return pl.DataFrame({
         "period": [period] * len(t), "ts": ts[t], "asset": [states[j].asset for j in a],
-        "position": strategies["deterministic"][t, a].astype(np.float64),
-        **{m: out[m][t, a].astype(np.float64) for m in METRICS},
+        "position": out["actions"][t, a, 0].astype(np.float64),
+        **{m: out[m][t, a].astype(np.float64) for m in METRICS}, "flip": out["flip"][t, a].astype(np.float64),
         "contested": contested[t, a], "direction": out["directions"][t, a, 0].astype(np.int8),
-        "majority": out["majority"][t, a].astype(np.int8),
-        "position_filtered": strategies["filtered"][t, a].astype(np.float64),
-        "position_sized": strategies["sized"][t, a].astype(np.float64), "next_return": r_next[t, a],
-    })
+        "majority": out["majority"][t, a].astype(np.int8), "next_return": r_next[t, a],
+    }, schema_overrides={"period": pl.String, "asset": pl.String})
 
 
-def _fans_frame(ts, states, valid, fans):
+def _fans_frame(ts, states, ok, fans):
     import polars as pl
 
     hc = fans.shape[2]
     rows = []
     for j, s in enumerate(states):
-        t = np.nonzero(valid[:, j])[0]
+        t = np.nonzero(ok[:, j])[0]
         idx = np.searchsorted(s.ts, ts[t])
         steps = idx[:, None] + np.arange(1, hc + 1)
         inside = steps < len(s.r)
@@ -244,6 +334,5 @@ def _fans_frame(ts, states, valid, fans):
                 "ts": ts[t], "asset": [s.asset] * len(t), "step": np.full(len(t), k + 1, np.int32),
                 **{f"q{int(q * 100):02d}": fans[t, j, k, i].astype(np.float64) for i, q in enumerate(QUANTILES)},
                 "realized": realised[:, k],
-            }))
+            }, schema_overrides={"asset": pl.String}))
     return pl.concat(rows).sort("asset", "ts", "step")
-

@@ -138,7 +138,14 @@ def multiverse(src: Sources) -> Section:
         ("perturbation angle", f"σ = {num(dig(mt, 'sigma'))} rad"),
         ("period", f"{text(period.get('name'))}: {span(period)}, {integer(period.get('bars'))} bars"),
         ("contested threshold", f"consensus < {fixed(threshold, 3)}"),
+        ("decision times", f"{integer(dig(mt, 'decision_times', 'count'))} of {integer(period.get('bars'))} bars"
+                           + (" (every bar)" if dig(mt, "decision_times", "every") else
+                              ", evenly spaced over the whole period")),
         ("decisions", integer(dig(mt, "decisions"))),
+        ("bifurcation vs noise floor", f"{num(dig(mt, 'noise_floor', 'bifurcation'))} vs flip rate "
+                                       f"{num(dig(mt, 'noise_floor', 'flip_rate'))} of {integer(dig(mt, 'universes'))} "
+                                       f"re-seeded copies at σ = 0 (above the floor: "
+                                       f"{num(dig(mt, 'noise_floor', 'above_floor'))})"),
         ("contested", f"{integer(dig(mt, 'contested'))} ({pct(dig(mt, 'contested_share'))} of decisions)"),
         ("contested at the last decision time", MISSING if contested_last is None else text(contested_last)),
     ])]
@@ -161,13 +168,14 @@ def multiverse(src: Sources) -> Section:
     else:
         blocks.append(Text("Per-decision metrics: not recorded (decisions.parquet missing).", muted=True))
     blocks.append(Heading("filtered vs deterministic"))
-    blocks.append(Text("deterministic: the unperturbed universe's decision. filtered: the same, except that no trade is "
-                       "made while a decision is contested (the previous position is held). sized: the deterministic "
-                       "position scaled by its consensus. All three on the same bars and costs."))
+    blocks.append(Text("deterministic: the agent's own backtest (universe 0). filtered: walked from its own positions, "
+                       "no trade while the latest multiverse reading is contested (the position is held). sized: walked "
+                       "from its own positions, each decision scaled by the latest reading's consensus. A reading "
+                       "stands until the next decision time. All three on every bar of the period, at the same costs."))
     comparison = dig(mt, "comparison", default={}) or {}
     if comparison:
         blocks.append(performance_table(comparison, MULTIVERSE_STRATEGIES, BACKTEST_NOTE))
-        blocks.extend(Text(line) for line in verdict(comparison, dig(mt, "contested")))
+        blocks.extend(verdict(dig(mt, "verdict", default={}) or {}, dig(mt, "contested")))
         curve = src.frame("multiverse", "equity.parquet")
         if curve is not None and curve.height:
             blocks.append(Figure("multiverse-equity",
@@ -182,25 +190,31 @@ def multiverse(src: Sources) -> Section:
     return Section("multiverse", title, tuple(blocks))
 
 
-def verdict(comparison: Mapping, contested) -> list[str]:
-    """Plain sentences on what the comparison shows, whichever way it goes."""
-    base = comparison.get("deterministic") or {}
-    lines = []
+def verdict(verdicts: Mapping, contested) -> list[Block]:
+    """The paired block-bootstrap intervals as a table, and plain sentences that claim only
+    what an interval excluding 0 shows."""
+    lines: list[Block] = []
     if contested == 0:
-        lines.append("No decision was contested, so the filtered policy is the deterministic policy: the comparison "
-                     "cannot show an effect of filtering here.")
-    for other in ("filtered", "sized"):
-        rows = comparison.get(other) or {}
-        diffs = []
-        for cost in sorted(set(rows) & set(base), key=_cost):
-            a, b = rows[cost].get("sharpe"), base[cost].get("sharpe")
-            if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-                diffs.append((cost, a - b))
-        if not diffs:
-            continue
-        higher = sum(d > 1e-12 for _, d in diffs)
-        lower = sum(d < -1e-12 for _, d in diffs)
-        detail = "; ".join(f"{_cost(c):g} bps {d:+.2f}" for c, d in diffs)
-        lines.append(f"{other} minus deterministic Sharpe: {detail}. Higher at {higher}, lower at {lower}, equal at "
-                     f"{len(diffs) - higher - lower} of {len(diffs)} cost levels.")
+        lines.append(Text("No decision was contested, so the filtered policy is the deterministic policy: the "
+                          "comparison cannot show an effect of filtering here."))
+    rows, shown = [], []
+    for cost in sorted(verdicts, key=_cost):
+        for policy in ("filtered", "sized"):
+            v = verdicts[cost].get(policy)
+            if not v:
+                continue
+            rows.append((policy, f"{_cost(cost):g}", f"{fixed(v.get('sharpe_diff'))} [{fixed(v.get('sharpe_lo'))}, "
+                         f"{fixed(v.get('sharpe_hi'))}]", f"{pct(v.get('return_diff'))} [{pct(v.get('return_lo'))}, "
+                         f"{pct(v.get('return_hi'))}]", fixed(v.get("block"), 1), "shown" if v.get("shown") else "not shown"))
+            if v.get("shown"):
+                shown.append(f"{policy} at {_cost(cost):g} bps ({'better' if v['sharpe_lo'] > 0 else 'worse'})")
+    if rows:
+        lines.append(table(("policy", "cost (bps)", "Δ Sharpe [95% CI]", "Δ annual return [95% CI]", "block",
+                            "difference"), rows,
+                           "Policy minus deterministic, per bar on the same bars: a paired stationary block bootstrap "
+                           "(Politis & Romano; mean block length by Politis & White) of the annualised Sharpe "
+                           "difference and of the annualised mean return difference.", left=1))
+        lines.append(Text("A difference is shown where its Sharpe interval excludes 0: " + "; ".join(shown) + "."
+                          if shown else "No difference is shown: every interval of the Sharpe difference contains 0, "
+                          "so this run does not show that the multiverse filter or sizing helps (or hurts)."))
     return lines

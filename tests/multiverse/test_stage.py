@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from chaos_cli.app import app
+from strates.core import artifacts
 from strates.core.config import apply_overrides, merge_presets
 from strates.multiverse import PRESETS, Config, run
+from strates.multiverse.stage import decision_bars, latest_reading, load_decider
 
 pytestmark = pytest.mark.xdist_group("pipeline")
 
 DEBUG = merge_presets(Config(), PRESETS, ["debug"])
+BARS = 60  # the debug agent's test period (see conftest's debug pipeline)
 
 
 def _read(ws, m, name):
@@ -28,29 +32,77 @@ def crossed(debug_pipeline):
     return ws, out, run(DEBUG, ws, agent=out["agent"].id).manifest
 
 
+def test_decision_times_span_the_whole_period():
+    valid = np.ones((100, 2), bool)
+    valid[:5] = False
+    bars = decision_bars(valid, 10)
+    assert len(bars) == 10 and bars[0] == 5 and bars[-1] == 99  # first to last bar, evenly spaced
+    assert np.ptp(np.diff(bars)) <= 1
+    np.testing.assert_array_equal(decision_bars(valid, 0), np.arange(5, 100))
+    np.testing.assert_array_equal(latest_reading(np.array([2, 5]), 7), [-1, -1, 0, 0, 0, 1, 1])
+
+
 def test_metrics_per_asset_and_time(crossed):
     ws, out, m = crossed
     assert m.parents["agent"] == out["agent"].id and m.metrics["universes"] == 4
     d = _read(ws, m, "decisions.parquet")
     assert d.height == 24 * 2 and m.metrics["decisions"] == d.height
+    times = m.metrics["decision_times"]
+    assert times["count"] == 24 and times["of_bars"] == BARS and not times["every"]
+    assert times["last"].replace(tzinfo=None) == d["ts"].max() and times["first"].replace(tzinfo=None) == d["ts"].min()
     u = m.metrics["universes"] + 1
     c = d["consensus"].to_numpy()
     assert ((c >= 1 / 3 - 1e-9) & (c <= 1)).all() and np.allclose(c * u, np.round(c * u))  # whole universes
     b = d["bifurcation"].to_numpy()
     assert ((b >= 0) & (b <= 1)).all() and np.allclose(b * (u - 1), np.round(b * (u - 1)))
+    f = d["flip"].to_numpy()
+    assert ((f >= 0) & (f <= 1)).all() and np.allclose(f * (u - 1), np.round(f * (u - 1)))
+    floor = m.metrics["noise_floor"]
+    assert floor["flip_rate"] == pytest.approx(f.mean()) and floor["above_floor"] == pytest.approx(b.mean() - f.mean())
     assert (d["effective_modes"].to_numpy() >= 1 - 1e-6).all() and np.isfinite(d["lyapunov"].to_numpy()).all()
     assert (d["contested"].to_numpy() == (c < m.metrics["threshold"])).all()
     assert m.metrics["contested"] == int(d["contested"].sum())
-    np.testing.assert_allclose(d["position_sized"].to_numpy(), d["position"].to_numpy() * c)
-    free = ~d["contested"].to_numpy()
-    np.testing.assert_array_equal(d["position_filtered"].to_numpy()[free], d["position"].to_numpy()[free])
     fans = _read(ws, m, "fans.parquet")
     q = fans.select("q05", "q25", "q50", "q75", "q95").to_numpy()
     assert (np.diff(q, axis=1) >= -1e-12).all() and fans["step"].max() == 4  # the debug cfm horizon
     comparison = m.metrics["comparison"]
     assert set(comparison) == {"deterministic", "filtered", "sized"}
     assert all(set(rows) == {"0bps", "5bps", "10bps", "20bps"} for rows in comparison.values())
+    assert all(r["bars"] == BARS for rows in comparison.values() for r in rows.values())  # every bar, all policies
     assert set(m.metrics["distribution"]) == {"consensus", "bifurcation", "effective_modes", "lyapunov"}
+    verdict = m.metrics["verdict"]["5bps"]["filtered"]
+    assert verdict["sharpe_lo"] <= verdict["sharpe_diff"] <= verdict["sharpe_hi"]
+    assert verdict["shown"] == (verdict["sharpe_lo"] > 0 or verdict["sharpe_hi"] < 0)
+
+
+def test_universe_zero_is_the_agents_backtest(crossed):
+    ws, out, m = crossed
+    assert m.metrics["replay"]["max_abs_diff_backtest"] == 0.0
+    assert m.metrics["replay"]["universe0_batch_max_abs_diff"] < 1e-4
+    eq = _read(ws, m, "equity.parquet").filter((pl.col("strategy") == "deterministic") & (pl.col("cost_bps") == 5.0))
+    agent_eq = pl.read_parquet(ws.local_path(f"agent/{out['agent'].id}/equity.parquet")).filter(
+        (pl.col("strategy") == "agent") & (pl.col("cost_bps") == 5.0) & (pl.col("period") == "test"))
+    np.testing.assert_array_equal(eq.sort("ts")["equity"].to_numpy(), agent_eq.sort("ts")["equity"].to_numpy())
+
+
+def test_gated_policies_walk_from_their_own_positions(debug_pipeline):
+    ws, out = debug_pipeline
+    am = artifacts.resolve(ws, out["agent"].id, stage="agent")
+    decider = load_decider(ws, am)
+    rng = np.random.default_rng(0)
+    t_len, a_len, d = 30, 2, decider.state_dim
+    h = rng.standard_normal((t_len, a_len, d)).astype(np.float32)
+    h /= np.linalg.norm(h, axis=-1, keepdims=True)
+    valid = np.ones((t_len, a_len), bool)
+    key = jax.random.key(3)
+    returns, values = decider.inputs(h, key=key)
+    hold = rng.uniform(size=(t_len, a_len)) < 0.3
+    w = decider.walk(h, valid, returns, values, key=key, hold=hold)
+    np.testing.assert_array_equal(w.before[1:], w.positions[:-1])  # each bar plans from its own position
+    np.testing.assert_array_equal(w.positions[hold], w.before[hold])  # held: no trade
+    s = decider.walk(h, valid, returns, values, key=key, scale=np.full((t_len, a_len), 0.5))
+    np.testing.assert_allclose(s.positions, np.clip(s.actions * 0.5, -1, 1))
+    np.testing.assert_array_equal(s.before[1:], s.positions[:-1])
 
 
 def test_sigma_zero_gives_trivial_metrics_end_to_end(crossed):
@@ -62,7 +114,11 @@ def test_sigma_zero_gives_trivial_metrics_end_to_end(crossed):
     assert (d["lyapunov"] == 0.0).all() and np.allclose(d["effective_modes"].to_numpy(), 1.0)
     assert m.metrics["contested"] == 0
     table = m.metrics["comparison"]
+    # nothing contested and consensus 1: the gated walks are the agent's walk, bar for bar
     assert table["filtered"]["5bps"]["total_return"] == table["deterministic"]["5bps"]["total_return"]
+    assert table["sized"]["5bps"]["total_return"] == table["deterministic"]["5bps"]["total_return"]
+    v = m.metrics["verdict"]["5bps"]["filtered"]
+    assert v["sharpe_diff"] == 0.0 and not v["shown"]
 
 
 def test_cli_json_reuse_and_bad_input(crossed):
