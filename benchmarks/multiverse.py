@@ -1,12 +1,14 @@
 """Multiverse Crossing speed: wall time of one decision time over 372 assets with M = 30
-universes (+ the unperturbed one) and N = 16 futures each, with the `small` presets of the
+universes (+ the unperturbed one), M noise-floor copies and N = 16 futures each, with the
+`small` presets of the
 flow (Strate III), the agent (Strate IV, MPPI at TD-MPC2's size) and the JEPA state size.
 
     python benchmarks/multiverse.py [--assets 372] [--universes 30] [--futures 16] [--repeats 3]
 
 Prints one JSON object on stdout. Networks are freshly initialised: speed does not depend
 on training. Timed: `strates.multiverse.stage.cross` (perturb, draw the futures, terminal
-values, MPPI per universe, metrics), the same function `chaos multiverse` runs; the first
+values, MPPI per universe and per noise-floor copy, metrics), the same function `chaos
+multiverse` runs, around a one-bar walk of the agent (not timed); the first
 call (compiling) and the best of `repeats` later calls are both reported.
 """
 
@@ -63,8 +65,11 @@ def main() -> None:
     config = Config(universes=args.universes)
 
     def once(seed):
+        key = jax.random.key(seed)
+        returns, values = decider.inputs(h, key=key)
+        walk = decider.walk(h, valid, returns, values, key=key)
         start = time.perf_counter()
-        out = cross(decider, h, valid, config, key=jax.random.key(seed))
+        out = cross(decider, h, config, walk_key=key, deterministic=walk, bars=np.arange(1))
         return time.perf_counter() - start, out
 
     first, out = once(0)
@@ -78,8 +83,9 @@ def main() -> None:
                            "iterations": agent.planner.iterations, "horizon": agent.planner.horizon},
                   "value_grid": agent.planner.value_grid},
         "first_call_s": round(first, 3), "best_s": round(best, 3), "repeats": args.repeats,
-        "decisions": args.assets * u, "decisions_per_s": round(args.assets * u / best, 1),
-        "futures_per_s": round(args.assets * u * decider.futures_per_state / best, 1),
+        "decisions": args.assets * (u + args.universes),
+        "decisions_per_s": round(args.assets * (u + args.universes) / best, 1),
+        "futures_per_s": round(args.assets * (u + args.universes) * decider.futures_per_state / best, 1),
         "consensus_mean": float(out["consensus"].mean()),
         "target_s": TARGET_S, "met": best <= TARGET_S,
         "device": {"platform": jax.devices()[0].platform, "count": jax.device_count()},

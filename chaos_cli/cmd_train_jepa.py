@@ -75,7 +75,10 @@ def _print_result(env, ws, result) -> None:
     metrics = m.metrics
     out = env.stdout
     probe = metrics["probe"]
-    table = Table(title="linear probes on the validation period", title_justify="left")
+    diag = m.summary.get("diagnostic") or {}
+    where = f" {diag['start']:%Y-%m-%d} .. {diag['end']:%Y-%m-%d}" if diag.get("start") and diag.get("end") else ""
+    table = Table(title=f"linear probes on the diagnostic part of validation{where} (not used for selection)",
+                  title_justify="left")
     for col in ("input", "dims", "realised vol R²", "return sign accuracy"):
         table.add_column(col, justify="left" if col == "input" else "right")
     labels = {"h": "JEPA state h_t", "raw": "raw features at t", "raw_window": "raw features, trailing window"}

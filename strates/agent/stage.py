@@ -3,9 +3,11 @@ forward through every evaluation period, against baselines, at several costs.
 
 Artifact `agent` (parents: cfm, jepa, tokens, dataset): `checkpoints/` (Orbax),
 `positions.parquet` (period, ts, asset, strategy, position, next_return) and
-`equity.parquet` (period, ts, strategy, cost_bps, pnl, equity). The manifest holds the
-backtest tables and the time ranges every upstream artifact was fitted on; evaluation on a
-period that overlaps any of them is refused (`LeakageError`).
+`equity.parquet` (period, ts, strategy, cost_bps, pnl: the portfolio's simple return,
+equity: wealth from 1; `strates.core.accounting`). The manifest holds the backtest tables,
+the trials counted for the deflated Sharpe ratio, the measured periods per year, and the
+time ranges every upstream artifact was fitted and selected on; evaluation on a period that
+overlaps any of them is refused (`LeakageError`).
 """
 
 from __future__ import annotations
@@ -250,6 +252,7 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
         "periods_per_year": ppy, "transitions": int(len(data.ret)),
         "futures_per_state": decider.futures_per_state, "skipped": skipped, "history": result.history,
         "upstream_fitted": {m.ref: m.fitted for m in upstream if m.fitted},
+        "upstream_selected": {m.ref: m.selected for m in upstream if m.selected},
         "small_trader": "positions do not move prices; fills at the next bar's return, costs per side on |Δposition|",
         "accounting": "simple returns: a·(e^r − 1) − cost·|Δa| per asset; equal weight over the assets with a bar; "
                       "wealth grows by log1p(R)",

@@ -34,17 +34,19 @@ def provenance(src: Sources, *, report_id: str, report_config: dict[str, Any]) -
     for stage in STAGES:
         m = src.get(stage)
         if m is None:
-            rows.append((stage, "not recorded", "", "", "", ""))
+            rows.append((stage, "not recorded", "", "", "", "", ""))
             continue
         fitted = "; ".join(f"{k}: {span(v)}" for k, v in sorted(m.fitted.items())) or "none"
-        rows.append((stage, m.id, when(m.created), fitted, m.version, _refs(m.parents)))
-    rows.append(("report", report_id, "this report", "none", strates.__version__, _refs(src.parents)))
+        selected = "; ".join(f"{k}: {span(v)}" for k, v in sorted(m.selected.items())) or "none"
+        rows.append((stage, m.id, when(m.created), fitted, selected, m.version, _refs(m.parents)))
+    rows.append(("report", report_id, "this report", "none", "none", strates.__version__, _refs(src.parents)))
     blocks: list[Block] = [
         Text(f"Built by chaos {strates.__version__} from artifacts alone: the manifests and Parquet files of the "
              "artifacts below. Ids are hashes of (stage, resolved config, parent ids)."),
-        table(("stage", "id", "created (UTC)", "fitted on", "version", "parents"), rows,
-              "The artifact graph, upstream first. \"fitted on\": the data each model was fitted on (end exclusive); "
-              "parents by the first 8 characters of their ids.", left=6, wrap=5),
+        table(("stage", "id", "created (UTC)", "fitted on", "selected on", "version", "parents"), rows,
+              "The artifact graph, upstream first. \"fitted on\": the data each model was fitted on; \"selected "
+              "on\": the data a choice was made on (a checkpoint, a setting); both end exclusive, and no evaluation "
+              "overlaps either. Parents by the first 8 characters of their ids.", left=7, wrap=6),
     ]
     for stage in STAGES:
         m = src.get(stage)
