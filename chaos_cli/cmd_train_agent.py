@@ -47,7 +47,8 @@ def _print(env, ws, result) -> None:
     for name, p in m.metrics["backtest"].items():
         table = Table(title=f"{name} {p['start']:%Y-%m-%d} .. {p['end']:%Y-%m-%d}: {p['bars']} bars x {p['assets']} assets "
                             f"(planned at {m.summary['cost_bps']:g} bps, CVaR α={m.summary['cvar_alpha']:g}, "
-                            f"{m.summary['n_trials']} trial(s) for the DSR)", title_justify="left")
+                            f"{m.summary['n_trials']} trial(s) for the DSR, "
+                            f"{m.summary.get('periods_per_year', 0):,.0f} periods/year measured)", title_justify="left")
         table.add_column("strategy")
         for col in ("bps", "Sharpe", "Sortino", "maxDD", "ann.ret", "turn", "hit", "DSR"):
             table.add_column(col, justify="right")
@@ -55,10 +56,14 @@ def _print(env, ws, result) -> None:
             for cost, r in sorted(rows.items(), key=lambda kv: float(kv[0].removesuffix("bps"))):
                 table.add_row(strategy.replace("buy_and_hold", "buy&hold"), cost.removesuffix("bps"),
                               f"{r['sharpe']:.2f}", f"{r['sortino']:.2f}", f"{r['max_drawdown']:.1%}",
-                              f"{r['annual_return']:.0%}", f"{r['turnover']:.3f}", f"{r['hit_rate']:.0%}",
+                              f"{r['annual_return']:.1%}", f"{r['turnover']:.3f}", f"{r['hit_rate']:.0%}",
                               f"{r['dsr']:.2f}")
             table.add_section()
         out.print(table)
+    for name, p in m.metrics["backtest"].items():
+        if p.get("absent"):
+            out.print(f"{name}: left out of the portfolio (no bars in the period): {', '.join(p['absent'])}",
+                      highlight=False)
     for s in m.summary.get("skipped", []):
         out.print(f"skipped {s['fold']}: {s['reason']}", highlight=False)
     verb = "reused" if result.reused else "trained"

@@ -4,7 +4,8 @@ forward through every evaluation period, against baselines, at several costs.
 Artifact `agent` (parents: cfm, jepa, tokens, dataset): `checkpoints/` (Orbax),
 `positions.parquet` (period, ts, asset, strategy, position, next_return) and
 `equity.parquet` (period, ts, strategy, cost_bps, pnl: the portfolio's simple return,
-equity: wealth from 1; `strates.core.accounting`). The manifest holds the backtest tables,
+equity: wealth from 1; `strates.core.accounting`), `walk-test.npz` (the agent's walk through
+the test period with its planning inputs, for Multiverse Crossing). The manifest holds the backtest tables,
 the trials counted for the deflated Sharpe ratio, the measured periods per year, and the
 time ranges every upstream artifact was fitted and selected on; evaluation on a period that
 overlaps any of them is refused (`LeakageError`).
@@ -139,6 +140,30 @@ def clock(states, period: Period, max_bars: int):
     return ts, h, valid, r_next, r_now
 
 
+WALK = "walk-test.npz"
+
+
+def save_walk(walk, returns: np.ndarray, values: np.ndarray) -> bytes:
+    """The test period's walk and its planning inputs as compressed npz bytes: positions,
+    actions, before `[T, A]`, warm `[T, A, H]`, returns `[T, A, N, H]`, values `[T, A, N, G]`."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, positions=walk.positions, actions=walk.actions, before=walk.before, warm=walk.warm,
+                        returns=returns, values=values)
+    return buf.getvalue()
+
+
+def load_walk(ws: Workspace, manifest: artifacts.Manifest):
+    """`(Walk, returns, values)` of an agent artifact's test period (see `save_walk`)."""
+    import io
+
+    from strates.agent.policy import Walk
+
+    with np.load(io.BytesIO(ws.read_bytes(f"{manifest.stage}/{manifest.id}/{WALK}"))) as z:
+        return Walk(z["positions"], z["actions"], z["before"], z["warm"]), z["returns"], z["values"]
+
+
 def walk_seed(config: Config, index: int) -> int:
     """The seed of the random streams of the backtest of the `index`-th evaluation period
     (`Decider.run`); recorded per period so that Multiverse Crossing replays them."""
@@ -226,7 +251,12 @@ def run(config: Config, ws: Workspace, *, cfm: str = "latest", force: bool = Fal
             skipped.append({"fold": period.name, "reason": "no bars inside the period"})
             continue
         with rep.task(f"backtesting {period.name}: {len(ts)} bars x {len(states)} assets ({config.planner.kind})"):
-            agent_pos = decider.run(h, valid, key=jax.random.key(walk_seed(config, i))).positions
+            key = jax.random.key(walk_seed(config, i))
+            returns, values = decider.inputs(h, key=key)
+            walk = decider.walk(h, valid, returns, values, key=key)
+            agent_pos = walk.positions
+            if period.name == "test":  # Multiverse Crossing starts from exactly this walk
+                writer.write_bytes(WALK, save_walk(walk, returns, values))
         strategies = {"agent": agent_pos, **backtest.baseline_positions(
             r_now, valid, window=config.backtest.momentum_window, seed=config.backtest.random_seed + i)}
         table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.backtest.cost_levels,

@@ -23,7 +23,7 @@ class Config:
     sigma: float = 0.02
     threshold: float = 2 / 3
     band: float = 0.1
-    max_bars: int = 120
+    max_bars: int = 64
     cost_levels: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0)
     bootstrap: int = 2000
     seed: int = 0

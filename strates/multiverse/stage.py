@@ -1,9 +1,10 @@
 """`chaos multiverse`: Multiverse Crossing over the agent's evaluation period.
 
-1. The agent's own walk through the test period is replayed with the random streams of
-   its backtest (`Decider.run` with the period's recorded seed, on the same clock): this is
-   universe 0, and its positions are the agent's backtest positions (the manifest records
-   the largest difference from the agent's positions file: 0 when they match).
+1. Universe 0 is the agent's own walk through the test period: read from the agent
+   artifact (`walk-test.npz`, with its planning inputs), or replayed with the random streams
+   of its backtest for an older agent. The manifest records the largest difference from the
+   agent's positions file (0), and, at the decision times, from universe 0 recomputed in the
+   batch with the same streams (float rounding of a wider batch).
 2. Decision times: every bar of the test period, or, when that would not fit the budget
    (`max_bars`), that many bars evenly spaced over the whole period.
 3. At each decision time, per asset: M geodesic perturbations of the JEPA state
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from strates.core import artifacts
+from strates.core.errors import ArtifactNotFound
 from strates.core.config import to_dict
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace
@@ -131,8 +133,9 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
     lyap = np.zeros((c_len, a_len), np.float32)
     fans = np.zeros((c_len, a_len, decider.cfm_horizon, len(QUANTILES)), np.float32)
     for s in range(0, c_len, chunk):
-        bc = bars[s:s + chunk]
-        c = len(bc)
+        real = min(chunk, c_len - s)
+        c = chunk if c_len > chunk else real  # one shape for every chunk: the last is padded, compiled once
+        bc = np.concatenate([bars[s:s + real], np.full(c - real, bars[s + real - 1])])
         keys = jax.vmap(lambda t: jax.random.fold_in(k_perturb, t))(jnp.asarray(bc))
         uu = perturb(jnp.asarray(h[bc], jnp.float32), keys)  # [c, A, U, D]
         noise = decider.bar_noise(walk_key, bc, a_len)  # universe 0's noise, shared by every universe
@@ -143,7 +146,7 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
         warm = np.repeat(deterministic.warm[bc], u, axis=1)
         act = decider.decide_at(uu.reshape(c, a_len * u, d), before, warm, r.reshape(c, a_len * u, n, hp),
                                 v.reshape(c, a_len * u, n, -1), key=walk_key, bars=bc, shared=u)
-        actions[s:s + c] = act.reshape(c, a_len, u)
+        actions[s:s + real] = act.reshape(c, a_len, u)[:real]
         # the noise floor: M copies of universe 0 with fresh futures noise and planner numbers
         hf = np.repeat(h[bc], m, axis=1)  # [c, A*M, D]
         rf, endf = decider.futures(hf.reshape(-1, d), decider.bar_noise(k_floor, bc, a_len * m))
@@ -153,11 +156,12 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
                                    vf.reshape(c, a_len * m, n, -1), key=jax.random.fold_in(k_floor, 1), bars=bc,
                                    shared=1).reshape(c, a_len, m)
         d0 = crossing.directions(jnp.asarray(deterministic.actions[bc]), band=config.band)
-        flips[s:s + c] = np.asarray(crossing.bifurcation(jnp.concatenate(
-            [d0[..., None], crossing.directions(jnp.asarray(copies), band=config.band)], axis=-1)))
+        flips[s:s + real] = np.asarray(crossing.bifurcation(jnp.concatenate(
+            [d0[..., None], crossing.directions(jnp.asarray(copies), band=config.band)], axis=-1)))[:real]
         m_, l_, f_ = summarise(x.reshape(c * a_len, u, n, f), uu.reshape(c * a_len, u, d))
-        modes[s:s + c], lyap[s:s + c] = np.asarray(m_).reshape(c, a_len), np.asarray(l_).reshape(c, a_len)
-        fans[s:s + c] = np.asarray(f_).reshape(c, a_len, *f_.shape[1:])
+        modes[s:s + real] = np.asarray(m_).reshape(c, a_len)[:real]
+        lyap[s:s + real] = np.asarray(l_).reshape(c, a_len)[:real]
+        fans[s:s + real] = np.asarray(f_).reshape(c, a_len, *f_.shape[1:])[:real]
     universe0 = actions[:, :, 0].copy()
     actions[:, :, 0] = deterministic.actions[bars]  # universe 0 is the agent's own decision, exactly
     dirs = crossing.directions(jnp.asarray(actions), band=config.band)
@@ -187,7 +191,7 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
     from strates.agent import backtest
     from strates.agent.bootstrap import paired_difference
     from strates.agent.config import Config as AgentConfig
-    from strates.agent.stage import Period, clock, equity_frame, periods_per_year, walk_seed
+    from strates.agent.stage import WALK, Period, clock, equity_frame, load_walk, periods_per_year, walk_seed
     from strates.agent.trials import census
     from strates.cfm.data import load_states
     from strates.core.config import from_dict
@@ -211,9 +215,15 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
     agent_config = from_dict(AgentConfig, am.config)
     ts, h, valid, r_next, _ = clock(states, period, agent_config.backtest.max_bars)  # the backtest's own clock
     walk_key = jax.random.key(int(span.get("seed", walk_seed(agent_config, 0))))
-    with rep.task(f"replaying the agent's walk: {len(ts)} bars x {len(states)} assets"):
-        returns, values = decider.inputs(h, key=walk_key)
-        det = decider.walk(h, valid, returns, values, key=walk_key)
+    if WALK in am.files:  # the agent's own walk through the test period, as its backtest took it
+        det, returns, values = load_walk(ws, am)
+        if det.positions.shape != valid.shape:
+            raise ArtifactNotFound(f"{am.ref}/{WALK} holds {det.positions.shape} bars x assets, the test clock "
+                                   f"{valid.shape}", fix=f"re-run `chaos train-agent --force` for {am.ref}")
+    else:  # an agent built before walks were saved: replay it with its backtest's random streams
+        with rep.task(f"replaying the agent's walk: {len(ts)} bars x {len(states)} assets"):
+            returns, values = decider.inputs(h, key=walk_key)
+            det = decider.walk(h, valid, returns, values, key=walk_key)
     bars = decision_bars(valid, config.max_bars)
     u = config.universes + 1
     with rep.task(f"crossing {len(bars)} of {len(ts)} bars x {len(states)} assets x {u} universes "
