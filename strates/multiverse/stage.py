@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -139,18 +140,20 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
         keys = jax.vmap(lambda t: jax.random.fold_in(k_perturb, t))(jnp.asarray(bc))
         uu = perturb(jnp.asarray(h[bc], jnp.float32), keys)  # [c, A, U, D]
         noise = decider.bar_noise(walk_key, bc, a_len)  # universe 0's noise, shared by every universe
-        x = decider.draw(uu.reshape(-1, d), jnp.repeat(noise, u, axis=0))  # [c*A*U, N, F]
-        r, end = decider.planning_inputs(x)
-        v = decider.values(end)
+        hf = np.repeat(h[bc], m, axis=1)  # the noise floor: M copies of universe 0 per asset [c, A*M, D]
+        # one draw for the universes [c*A*U] and the floor copies [c*A*M] (fresh noise)
+        x_all = decider.draw(jnp.concatenate([uu.reshape(-1, d), jnp.asarray(hf.reshape(-1, d))]),
+                             jnp.concatenate([jnp.repeat(noise, u, axis=0), decider.bar_noise(k_floor, bc, a_len * m)]))
+        r_all, end_all = decider.planning_inputs(x_all)
+        v_all = decider.values(end_all)
+        k = c * a_len * u
+        x, r, v, rf, vf = x_all[:k], r_all[:k], v_all[:k], r_all[k:], v_all[k:]
         before = np.repeat(deterministic.before[bc], u, axis=1)  # [c, A*U]: asset-major, universes inner
         warm = np.repeat(deterministic.warm[bc], u, axis=1)
         act = decider.decide_at(uu.reshape(c, a_len * u, d), before, warm, r.reshape(c, a_len * u, n, hp),
                                 v.reshape(c, a_len * u, n, -1), key=walk_key, bars=bc, shared=u)
         actions[s:s + real] = act.reshape(c, a_len, u)[:real]
-        # the noise floor: M copies of universe 0 with fresh futures noise and planner numbers
-        hf = np.repeat(h[bc], m, axis=1)  # [c, A*M, D]
-        rf, endf = decider.futures(hf.reshape(-1, d), decider.bar_noise(k_floor, bc, a_len * m))
-        vf = decider.values(endf)
+        # the floor copies decide with fresh planner numbers too
         copies = decider.decide_at(hf, np.repeat(deterministic.before[bc], m, axis=1),
                                    np.repeat(deterministic.warm[bc], m, axis=1), rf.reshape(c, a_len * m, n, hp),
                                    vf.reshape(c, a_len * m, n, -1), key=jax.random.fold_in(k_floor, 1), bars=bc,
@@ -236,8 +239,12 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
     held = np.where(seen[:, None], contested[np.maximum(reading, 0)], False) & valid
     sized_by = np.where(seen[:, None], out["consensus"][np.maximum(reading, 0)], 1.0)
     with rep.task("walking the filtered and consensus-sized policies from their own positions"):
-        filtered = decider.walk(h, valid, returns, values, key=walk_key, hold=held)
-        sized = decider.walk(h, valid, returns, values, key=walk_key, scale=sized_by)
+        # two independent scans of small batches: each keeps about one core busy, so they run
+        # side by side (measured 7.7 s instead of 16.5 s on 2 cores); results are unchanged
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(decider.walk, h, valid, returns, values, key=walk_key, hold=held),
+                    pool.submit(decider.walk, h, valid, returns, values, key=walk_key, scale=sized_by)]
+            filtered, sized = (j.result() for j in jobs)
     strategies = {"deterministic": det.positions, "filtered": filtered.positions, "sized": sized.positions}
     ppy = periods_per_year(dataset)
     tried = census(ws, parents["dataset"], candidate=aid, chain=parents, extra=("filtered", "sized"))
