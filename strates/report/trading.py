@@ -31,6 +31,12 @@ DEFINITIONS = (
     ("contested", "A decision whose consensus is below the threshold (default 2/3)."),
     ("bifurcation index", "The share of perturbed universes whose decision direction differs from the unperturbed "
                           "decision; 0 means none does."),
+    ("decision noise floor", "The same share for M re-seeded copies of the unperturbed universe (σ = 0; only the "
+                             "futures noise and the planner's random numbers change): how often the decision flips "
+                             "from the agent's own sampling. Only bifurcation above it is caused by the perturbation."),
+    ("verdict", "A paired stationary block bootstrap of the per-bar return difference (policy − deterministic) on "
+                "every bar of the period; the filter or the sizing is shown to help only when the 95% interval of "
+                "the annualised Sharpe difference lies above 0."),
     ("effective number of modes", "exp of the entropy of the normalised eigenvalues of the covariance, across "
                                   "universes, of the universes' mean futures: 1 when the universes agree, more when "
                                   "their futures spread along several directions."),
