@@ -250,8 +250,7 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
     tried = census(ws, parents["dataset"], candidate=aid, chain=parents, extra=("filtered", "sized"))
     trials = max(int(am.summary.get("n_trials", 1)), tried.n_trials)
     table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.cost_levels, periods_per_year=ppy,
-                                    n_trials={"deterministic": int(am.summary.get("n_trials", 1)),
-                                              "filtered": trials, "sized": trials},
+                                    n_trials={"deterministic": trials, "filtered": trials, "sized": trials},
                                     trial_sharpes=tried.sharpes)
     verdicts = {key: {policy: paired_difference(pnls[policy][key], pnls["deterministic"][key], periods_per_year=ppy,
                                                 replicates=config.bootstrap, seed=config.seed).to_dict()

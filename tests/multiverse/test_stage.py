@@ -132,3 +132,26 @@ def test_cli_json_reuse_and_bad_input(crossed):
     assert res.exit_code == 2 and "universes" in res.stderr
     res = CliRunner().invoke(app, ["--workspace", ws.url, "multiverse", "--agent", "ffffffff"])
     assert res.exit_code == 3
+
+
+def test_an_agent_without_a_saved_walk_is_replayed_exactly(debug_pipeline, tmp_path):
+    # an agent built before walks were saved (or backtested on a --period): the multiverse
+    # replays its walk with the backtest's per-bar random streams; it must be the same walk
+    import dataclasses
+    import shutil
+
+    from strates.agent.stage import WALK
+    from strates.core.workspace import Workspace
+
+    ws, out = debug_pipeline
+    copy = Workspace(tmp_path / "ws")
+    shutil.copytree(ws.local_path(""), copy.local_path(""), dirs_exist_ok=True)
+    am = artifacts.resolve(copy, out["agent"].id, stage="agent")
+    old = dataclasses.replace(am, files={k: v for k, v in am.files.items() if k != WALK})
+    copy.write_bytes(f"agent/{am.id}/manifest.toml", old.to_toml())
+    copy.remove(f"agent/{am.id}/{WALK}")
+    for m in artifacts.list_artifacts(copy, "multiverse"):
+        copy.remove(f"multiverse/{m.id}")
+    m = run(DEBUG, copy, agent=am.id).manifest
+    assert m.metrics["replay"]["max_abs_diff_backtest"] == 0.0
+    assert m.metrics["replay"]["universe0_batch_max_abs_diff"] < 1e-4
