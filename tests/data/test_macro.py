@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
@@ -12,18 +12,8 @@ from strates.data.macro import COT_LAG, Lag, asof_join, default_lag, read_macro,
 from strates.data.macro_parse import REVISIONS_MAY_LEAK, SeriesInfo
 from strates.data.release import NEXT_BUSINESS_DAY, series_lag, us_holidays
 from strates.data.schema import BAR_SCHEMA, MACRO_SCHEMA, TS_DTYPE
+from files import utc, write  # tests/support
 
-UTC = timezone.utc
-
-
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
-def write(tmp_path, name: str, text: str) -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 # ----------------------------------------------------------------------------- FRED

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -14,18 +14,8 @@ from strates.data.config import Config, MacroSource
 from strates.data.ingest import load_bars, run
 from strates.data.macro import asof_join, read_macro_file, seen_values
 from strates.data.schema import BAR_SCHEMA, MACRO_SCHEMA
+from files import utc, write  # tests/support
 
-UTC = timezone.utc
-
-
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
-def write(tmp_path, name: str, text: str) -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 # Q4 2023 first released 2024-01-25 (100.0), revised 2024-02-28 (100.5), then again 2024-05-10 (101.0),
