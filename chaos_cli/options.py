@@ -38,3 +38,9 @@ def overrides(**values) -> list[str]:
     """`--set`-style overrides from dedicated options: `field=value` for each value given
     (keyword names use `__` for the dot: `planner__kind="mppi"` -> `planner.kind=mppi`)."""
     return [f"{name.replace('__', '.')}={value}" for name, value in values.items() if value is not None]
+
+
+def stage_config(stage, preset: list[str] | None, set_: list[str] | None, **fields):
+    """A stage's config from `--preset` (its default preset when none is given), the
+    dedicated options in `fields` (see `overrides`) and then `--set` (which wins)."""
+    return stage.configure(preset, [*overrides(**fields), *(set_ or [])])

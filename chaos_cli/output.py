@@ -59,15 +59,37 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def print_stage_result(env: Env, ws: Any, result: Any, print_text: Any, **extra: Any) -> None:
-    """A stage's result: with --json `{ok, reused, ref, uri, metrics, **extra}` on stdout,
-    else `print_text(env, ws, result)` (tables for people)."""
+def print_tables(env: Env, tables: Any) -> None:
+    """Tables defined by a strate (`strates.core.table.Table`), drawn with rich on stdout."""
+    from rich.table import Table as RichTable
+
+    for t in tables:
+        rich = RichTable(title=t.title or None, title_justify="left", caption=t.caption or None,
+                         caption_justify="left")
+        for i, col in enumerate(t.columns):
+            rich.add_column(col, justify="left" if i < t.left else "right", overflow="fold" if i == t.wrap else None)
+        for row in t.rows:
+            rich.add_row(*row)
+        env.stdout.print(rich)
+
+
+def print_stage_result(env: Env, ws: Any, result: Any, tables: Any = (), *, verb: str = "built",
+                       next_hint: str | None = None, **extra: Any) -> None:
+    """A stage's result: with --json `{ok, reused, ref, uri, metrics, **extra}` on stdout;
+    else its tables, one line saying what was built or reused (and where), and the next
+    command."""
     m = result.manifest
     if env.json:
         print_json({"ok": True, "reused": result.reused, "ref": m.ref, "uri": ws.uri(m.stage, m.id),
                     "metrics": m.to_json()["metrics"], **extra})
-    else:
-        print_text(env, ws, result)
+        return
+    print_tables(env, tables)
+    seconds = m.metrics.get("seconds")
+    took = f" in {seconds} s" if seconds is not None and not result.reused else ""
+    env.stdout.print(f"{'reused' if result.reused else verb} [bold]{m.ref}[/]{took} at {ws.uri(m.stage, m.id)}",
+                     highlight=False)
+    if next_hint:
+        env.stdout.print(f"next: {next_hint}", highlight=False)
 
 
 def print_error(env: Env, err: ChaosError) -> None:

@@ -28,7 +28,7 @@ from strates.core.errors import ArtifactNotFound, ChaosError, InvalidInput
 from strates.core.workspace import Workspace
 
 MANIFEST = "manifest.toml"
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = 2  # 2: typed summaries and metrics (strates/<strate>/artifact.py); ids changed with it
 ID_LENGTH = 16
 MIN_PREFIX = 4
 
@@ -129,6 +129,25 @@ def _sorted(value: Any) -> Any:
     if isinstance(value, list):
         return [_sorted(v) for v in value]
     return value
+
+
+def location(ws: Workspace, manifest: Manifest, name: str) -> str:
+    """Where a library that opens paths itself (Orbax) finds `name` inside `manifest`'s folder."""
+    return ws.location(f"{manifest.stage}/{manifest.id}/{name}")
+
+
+def current(manifest: Manifest, *, command: str | None = None) -> Manifest:
+    """`manifest` if it was written with this manifest schema; else an error naming the fix.
+    Every stage calls this on its parents, and every typed `load` on what it reads."""
+    if manifest.schema != MANIFEST_SCHEMA:
+        redo = f"`chaos {command} --force`" if command else f"the {manifest.stage} stage with --force"
+        raise InvalidInput(
+            f"{manifest.ref} was written by chaos {manifest.version} with manifest schema {manifest.schema}; "
+            f"this version reads schema {MANIFEST_SCHEMA} (typed summaries and metrics)",
+            rule="old-schema", file=MANIFEST,
+            fix=f"rebuild it with {redo} (or `chaos run --force`), or read it with the chaos version that wrote it",
+        )
+    return manifest
 
 
 def artifact_id(stage: str, config: Mapping[str, Any], parents: Mapping[str, str]) -> str:

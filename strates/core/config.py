@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from strates.core.errors import ConfigError
 
 C = TypeVar("C")
+E = TypeVar("E", bound=enum.Enum)
 
 
 def to_dict(value: Any) -> Any:
@@ -72,15 +73,51 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         return _coerce(args[0], value, name) if len(args) == 1 else value
     if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
         return from_dict(tp, value)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return choice(tp, value, name)
+    if origin is dict and isinstance(value, Mapping):
+        args = typing.get_args(tp)
+        inner = args[1] if len(args) == 2 else Any
+        return {k: _coerce(inner, v, f"{name}.{k}") for k, v in value.items()}
     if origin is tuple and isinstance(value, (list, tuple)):
         args = typing.get_args(tp)
-        inner = args[0] if args else Any
-        return tuple(_coerce(inner, v, name) for v in value)
+        if len(args) == 2 and args[1] is Ellipsis or len(args) == 1:
+            return tuple(_coerce(args[0], v, name) for v in value)
+        if args and len(args) == len(value):
+            return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
+        return tuple(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is dt.timedelta and isinstance(value, (int, float)):
         return dt.timedelta(seconds=value)
     return value
+
+
+def choice(kind: type[E], value: Any, field: str) -> E:
+    """`value` as a member of the enum `kind` (a `StrEnum` of the valid choices); anything
+    else is a ConfigError (exit 2) that lists the valid values."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        valid = ", ".join(str(m.value) for m in kind)
+        raise ConfigError(f"{field} must be one of {valid}; got {value!r}", fix=f"choose one of: {valid}",
+                          field=field) from None
+
+
+def coerce_choices(config: Any, prefix: str = "") -> None:
+    """Call from a config dataclass's `__post_init__`: every field typed as an enum (or an
+    optional one) is turned into its member, so `Config(kind="mppi")` works and a typo
+    fails at construction (ConfigError, exit 2) naming the field and the valid values."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        tp, value = hints[f.name], getattr(config, f.name)
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            tp = args[0] if len(args) == 1 else tp
+        if value is not None and isinstance(tp, type) and issubclass(tp, enum.Enum):
+            object.__setattr__(config, f.name, choice(tp, value, prefix + f.name))
 
 
 def parse_value(text: str) -> Any:
@@ -153,5 +190,5 @@ def _replace(config: Any, nested: Mapping[str, Any], *, prefix: str) -> Any:
         elif isinstance(value, dict):
             raise ConfigError(f"cannot set {full}.{next(iter(value))!r}: {full!r} is not a section", field=full)
         else:
-            changes[name] = _coerce(hints[name], value, name)
+            changes[name] = _coerce(hints[name], value, full)
     return dataclasses.replace(config, **changes)

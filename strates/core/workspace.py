@@ -157,6 +157,11 @@ class Workspace:
         """The OS path of `rel` on a local workspace, else None (for libraries that want one)."""
         return None if self.remote else self.path(rel)
 
+    def location(self, rel: str) -> str:
+        """Where a library that opens paths itself (Orbax) finds `rel`: the OS path on a local
+        workspace, the `gs://` URI on a remote one."""
+        return self.local_path(rel) or self.uri(rel)
+
     def listdir(self, rel: str = "") -> list[str]:
         """Names (not paths) directly under `rel`; empty when it does not exist."""
         self.refresh()

@@ -35,6 +35,15 @@ class Period:
     def to_dict(self) -> dict[str, dt.datetime]:
         return {"start": self.start, "end": self.end}
 
+    def bounds64(self) -> tuple:
+        """(start, end) as naive-UTC numpy datetime64[us], to compare with bar times."""
+        import numpy as np
+
+        return tuple(np.datetime64(t.replace(tzinfo=None), "us") for t in (self.start, self.end))
+
+    def overlaps(self, other: Period) -> bool:
+        return self.start < other.end and other.start < self.end
+
 
 @dataclasses.dataclass(frozen=True)
 class Fold:
@@ -45,6 +54,10 @@ class Fold:
 
     def to_dict(self) -> dict:
         return {"name": self.name, **{p: getattr(self, p).to_dict() for p in PERIODS}}
+
+    def period(self, name: str) -> Period:
+        """`train`, `validation` or `test`."""
+        return getattr(self, name)
 
 
 def parse_split(spec: str) -> tuple[str, tuple]:

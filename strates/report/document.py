@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from strates.core.table import Table, table  # noqa: F401  (re-exported for the sections)
+
 MISSING = "not recorded"
 
 
@@ -36,19 +38,6 @@ class Facts:
     """A short list of (label, value) pairs."""
 
     items: tuple[tuple[str, str], ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-    """`rows [R][C]` of already formatted cells; the first `left` columns are text (left
-    aligned), the others numbers (right aligned). Cells do not wrap, except in column
-    `wrap`."""
-
-    columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    caption: str = ""
-    left: int = 1
-    wrap: int = -1  # the one column whose cells may wrap (-1: none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +79,6 @@ class Report:
     @property
     def figures(self) -> list[Figure]:
         return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
-
-
-def table(columns: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "", *, left: int = 1,
-          wrap: int = -1) -> Table:
-    return Table(tuple(columns), tuple(tuple(r) for r in rows), caption, left, wrap)
 
 
 def facts(pairs: Sequence[tuple[str, Any]]) -> Facts:

@@ -223,11 +223,22 @@ def test_selected_ranges_round_trip_and_default_to_empty(workspace_url):
     assert _publish(ws).selected == {}
 
 
-def test_selected_ranges_do_not_change_ids():
-    # pinned before `selected` was added: the id hashes (schema, stage, config, parents) only
+def test_ids_hash_schema_stage_config_and_parents_only():
+    # pinned: the id hashes (schema, stage, config, parents) only, so neither `selected` nor
+    # the time of the run changes it. Schema 1 gave 0261eca03c714ae1; schema 2 (typed
+    # summaries) changed every id once, so a workspace of schema-1 artifacts is rebuilt
     config = {"train": {"steps": 12}, "when": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}
-    assert artifacts.artifact_id("jepa", config, {"tokens": "ab" * 8, "dataset": "cd" * 8}) == "0261eca03c714ae1"
-    assert artifacts.MANIFEST_SCHEMA == 1
+    assert artifacts.artifact_id("jepa", config, {"tokens": "ab" * 8, "dataset": "cd" * 8}) == "44d58d6287338df3"
+    assert artifacts.MANIFEST_SCHEMA == 2
+
+
+def test_an_old_schema_artifact_is_refused_with_the_fix(tmp_path):
+    from strates.core.errors import InvalidInput
+
+    old = dataclasses.replace(_publish(Workspace(str(tmp_path))), schema=1)
+    with pytest.raises(InvalidInput, match="schema 1") as err:
+        artifacts.current(old, command="train-jepa")
+    assert err.value.rule == "old-schema" and "chaos train-jepa --force" in err.value.fix
 
 
 def test_guard_refuses_periods_a_model_was_selected_on():

@@ -1,0 +1,176 @@
+"""The `dataset` artifact, typed: what `chaos ingest` records (`strates.data.summary` writes
+it) and every later stage reads: folds, periods per year, calendars, assets, macro series.
+
+`load(ws, ref)` is how a downstream stage reads a dataset; `read(manifest)` types one it
+already holds. `tables(dataset)` are the tables the CLI and the report both show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from strates.core import artifacts
+from strates.core.config import from_dict
+from strates.core.errors import ConfigError
+from strates.core.table import Table, table
+from strates.core.workspace import Workspace
+from strates.data.split import PERIODS, Fold, Period
+
+KIND = "dataset"
+
+
+@dataclasses.dataclass(frozen=True)
+class AssetInfo:
+    """One asset: its rows and time range, its measured calendar and bars a year, and the
+    missing stretches against that calendar (`gaps`, `missing_bars`) beside the closures
+    the calendar explains."""
+
+    rows: int
+    start: dt.datetime
+    end: dt.datetime
+    calendar: str
+    periods_per_year: float
+    gaps: int
+    missing_bars: int
+    closures: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MacroInfo:
+    """One macro series: observations, their dates, the release lag (first release after
+    the observation date, seconds), and how the release time was set (`lag`, `vintage`)."""
+
+    observations: int
+    first_observed: dt.datetime
+    last_observed: dt.datetime
+    lag_seconds_min: float
+    lag_seconds_max: float
+    column: str
+    vintage: bool | None = None
+    revisions_may_leak: bool | None = None
+    lag: str | None = None
+    vintage_rows: int | None = None
+    note: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaps:
+    count: int
+    missing_bars: int
+    closures: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ClockSpan:
+    """Where the portfolio clock (periods per year, calendar) was measured."""
+
+    start: dt.datetime
+    end: dt.datetime
+    bars: int
+    measured_on: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    spec: str
+    folds: tuple[Fold, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """The dataset manifest's summary (see `strates.data.summary` for every key)."""
+
+    source: str
+    rows: int
+    n_assets: int
+    interval_seconds: int
+    interval: str
+    periods_per_year: float
+    calendar: str
+    clock: ClockSpan
+    start: dt.datetime
+    end: dt.datetime
+    columns: tuple[str, ...]
+    assets: dict[str, AssetInfo]
+    gaps: Gaps
+    split: Split
+    notes: tuple[str, ...] = ()
+    macro: dict[str, MacroInfo] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    rows: int
+    assets: int
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A dataset artifact: its `manifest`, typed `summary` and `metrics`."""
+
+    manifest: artifacts.Manifest
+    summary: Summary
+    metrics: Metrics
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def interval(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.summary.interval_seconds)
+
+    @property
+    def folds(self) -> tuple[Fold, ...]:
+        return self.summary.split.folds
+
+    def fold(self, name: str | None = None) -> Fold:
+        """The fold called `name` (the first when None); a clear error lists the others."""
+        if name is None:
+            return self.folds[0]
+        for fold in self.folds:
+            if fold.name == name:
+                return fold
+        raise ConfigError(f"dataset {self.id} has no fold {name!r}",
+                          fix=f"choose one of: {', '.join(f.name for f in self.folds)}", field="fold")
+
+
+def read(manifest: artifacts.Manifest) -> Dataset:
+    """The typed view of a dataset manifest (of the current schema)."""
+    m = artifacts.current(manifest, command="ingest")
+    return Dataset(m, from_dict(Summary, m.summary), from_dict(Metrics, m.metrics))
+
+
+def load(ws: Workspace, ref: str = "latest") -> Dataset:
+    """The dataset `ref` names (`latest`, an id or prefix), typed."""
+    return read(artifacts.resolve(ws, ref, stage=KIND))
+
+
+def _when(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
+def split_table(ds: Dataset) -> Table:
+    """Each fold's train / validation / test periods and their bars on the dataset grid."""
+    rows = []
+    for fold in ds.folds:
+        for name in PERIODS:
+            p: Period = fold.period(name)
+            rows.append((fold.name, name, _when(p.start), _when(p.end), f"{round((p.end - p.start) / ds.interval):,}"))
+    return table(("fold", "period", "start", "end (excl.)", "bars"), rows, left=4,
+                 title=f"split {ds.summary.split.spec}",
+                 caption="Boundaries are half-open [start, end) on the dataset's bar grid (UTC).")
+
+
+def assets_table(ds: Dataset) -> Table:
+    """Per asset: bars, first and last bar, calendar, bars a year, gaps and closures."""
+    rows = [(name, f"{a.rows:,}", _when(a.start), _when(a.end), a.calendar, f"{a.periods_per_year:,.1f}",
+             f"{a.gaps:,}", f"{a.missing_bars:,}", f"{a.closures:,}") for name, a in sorted(ds.summary.assets.items())]
+    return table(("asset", "bars", "first", "last", "calendar", "bars/year", "gaps", "missing bars", "closures"),
+                 rows, left=5, title=f"dataset {ds.id}: {ds.summary.n_assets} assets, {ds.summary.interval} bars")
+
+
+def tables(ds: Dataset) -> list[Table]:
+    return [assets_table(ds), split_table(ds)]
