@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, SetOpt, WorkspaceOpt, env_from
-from chaos_cli.output import print_json
+from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, SetOpt, WorkspaceOpt, env_from, stage_config
+from chaos_cli.output import print_json, print_tables
 
 
 def tokenize(
@@ -24,12 +24,9 @@ def tokenize(
     json_: JsonOpt = False,
 ) -> None:
     """Fit a dilated causal CNN + FSQ tokenizer (1024 codes) on the training period; write tokens."""
-    import dataclasses
-
-    from strates.core.config import apply_overrides, merge_presets
     from strates.core.errors import ConfigError
-    from strates.fsq import PRESETS, Config, run
-    from strates.fsq.config import DEFAULT_PRESET
+    from strates.fsq import TOKENIZER_STAGE, run
+    from strates.fsq.artifact import read_tokenizer, read_tokens, tables
 
     env = env_from(ctx, workspace, json_)
     if tokenizer is not None and (preset or set_ or fold):
@@ -37,10 +34,7 @@ def tokenize(
             "--tokenizer reuses a trained tokenizer with its own config",
             fix="drop --preset/--set/--fold, or drop --tokenizer to train a new one",
         )
-    config = merge_presets(Config(), PRESETS, preset or [DEFAULT_PRESET])
-    config = apply_overrides(config, set_ or [])
-    if fold is not None:
-        config = dataclasses.replace(config, fold=fold)
+    config = stage_config(TOKENIZER_STAGE, preset, set_, fold=fold)
     ws = env.workspace_obj()
     result = run(config, ws, dataset=dataset, tokenizer=tokenizer, force=force, reporter=env.reporter())
     tok, tokens = result.tokenizer, result.tokens
@@ -52,28 +46,7 @@ def tokenize(
                        "uri": ws.uri(tokens.stage, tokens.id)},
         })
         return
-    _print_summary(env, ws, result)
-
-
-def _print_summary(env, ws, result) -> None:
-    from rich.table import Table
-
-    tok, tokens = result.tokenizer, result.tokens
-    m = tok.metrics
-    out = env.stdout
-    size = tok.summary["codebook_size"]
-    table = Table(title=f"tokenizer {tok.id}: {size} codes, levels {tok.summary['levels']}", title_justify="left")
-    for col in ("period", "bars", "used", "util.", "perplexity", "R² ret", "R² range"):
-        table.add_column(col, justify="left" if col == "period" else "right")
-    for period in ("train", "validation"):
-        if period in m:
-            p = m[period]
-            table.add_row(period, f"{p['bars']:,}", f"{p['codes_used']}", f"{p['utilization']:.1%}",
-                          f"{p['perplexity']:.0f} / {size}", f"{p['r2']['ret']:.3f}", f"{p['r2']['log_range']:.3f}")
-    out.print(table)
-    verb = "reused" if result.reused_tokenizer else "trained"
-    out.print(f"{verb} [bold]{tok.ref}[/] ({m.get('steps', '?')} steps, {m.get('seconds', '?')} s)", highlight=False)
-    verb = "reused" if result.reused_tokens else "wrote"
-    out.print(f"{verb} [bold]{tokens.ref}[/]: {tokens.metrics['tokens']:,} tokens at {ws.uri(tokens.stage, tokens.id)}",
-              highlight=False)
-    out.print(f"next: chaos train-jepa --tokens {tokens.id}", highlight=False)
+    print_tables(env, tables(read_tokenizer(tok), read_tokens(tokens)))
+    for m, reused, verb in ((tok, result.reused_tokenizer, "trained"), (tokens, result.reused_tokens, "wrote")):
+        env.stdout.print(f"{'reused' if reused else verb} [bold]{m.ref}[/] at {ws.uri(m.stage, m.id)}", highlight=False)
+    env.stdout.print(f"next: chaos train-jepa --tokens {tokens.id}", highlight=False)

@@ -7,12 +7,12 @@ inputs at <= t only).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 
 import numpy as np
 
+from strates.fsq.artifact import PeriodMetrics
 from strates.fsq.config import Config, ModelConfig
 from strates.fsq.features import FEATURES
 
@@ -135,21 +135,6 @@ def make_encoder(graphdef) -> Callable:
         return np.asarray(idx[0, :n], np.int32), np.asarray(x_hat[0, :n], np.float32)
 
     return encode
-
-
-@dataclasses.dataclass(frozen=True)
-class PeriodMetrics:
-    """Codebook use and reconstruction quality over one period (features normalised)."""
-
-    bars: int
-    codes_used: int
-    utilization: float  # share of the codebook used
-    perplexity: float  # exp(entropy of the code distribution)
-    mse: dict[str, float]
-    r2: dict[str, float]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def period_metrics(codes: np.ndarray, x: np.ndarray, x_hat: np.ndarray, *, codebook_size: int) -> PeriodMetrics:

@@ -146,3 +146,20 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert result.tokenizer.metrics["steps"] == 400
     steps = sorted(int(n.split("/")[1]) for n in result.tokenizer.files if n.startswith("checkpoints/") and n.split("/")[1].isdigit())
     assert steps[-1] == 400
+
+
+def test_typed_artifacts_read_back_and_tables(tokenized):
+    from strates.fsq.artifact import load, load_tokenizer, read_tokenizer, tables
+
+    ws, data, result = tokenized
+    tok = read_tokenizer(result.tokenizer)
+    assert tok.config == DEBUG.__class__(**{**DEBUG.__dict__, "fold": "holdout"})
+    assert tok.summary.levels == (8, 8, 4, 4) and tok.summary.fold == "holdout"
+    assert tok.metrics.validation is not None and 0 < tok.metrics.validation.utilization <= 1
+    assert load_tokenizer(ws, result.tokenizer.id).manifest.ref == result.tokenizer.ref
+    tokens = load(ws, result.tokens.id[:6])
+    assert tokens.metrics.tokens == 2 * 700 and tokens.summary.warmup_bars == 14
+    first, second = tables(tok, tokens)
+    assert [r[0] for r in first.rows] == ["train", "validation"] and len(first.rows[0]) == len(first.columns)
+    assert [r[0] for r in second.rows] == ["train", "validation", "test"]
+    assert sum(int(r[1].replace(",", "")) for r in second.rows) == tokens.metrics.tokens
