@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIND = ROOT / "scripts" / "find-python"
@@ -52,3 +53,15 @@ def test_package_metadata_and_interpreter_agree():
     assert sys.version_info >= (3, 12)
     assert any(d.startswith("jax>=0.12") for d in meta["dependencies"])
     assert meta["scripts"]["chaos"] == "chaos_cli.app:main"
+
+
+def test_distribution_name_and_installed_version():
+    """`chaos` on PyPI is someone else's project: ours installs as `chaos-strates`, command `chaos`."""
+    import strates
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["name"] == strates.DISTRIBUTION == "chaos-strates"
+    installed = metadata.distribution(strates.DISTRIBUTION)
+    assert installed.version == meta["version"] == strates.__version__
+    scripts = {e.name: e.value for e in installed.entry_points if e.group == "console_scripts"}
+    assert scripts == {"chaos": "chaos_cli.app:main"}
