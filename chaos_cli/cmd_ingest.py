@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from chaos_cli.options import ForceOpt, JsonOpt, WorkspaceOpt, env_from
-from chaos_cli.output import print_json
+from chaos_cli.output import print_stage_result
 
 
 def ingest(
@@ -69,44 +69,8 @@ def ingest(
     )
     ws = env.workspace_obj()
     result = run(config, ws, force=force, reporter=env.reporter())
-    m = result.manifest
-    if env.json:
-        print_json({"ok": True, "reused": result.reused, "ref": m.ref, "id": m.id, "uri": result.uri,
-                    "summary": m.to_json()["summary"], "metrics": m.to_json()["metrics"]})
-        return
-    _print_summary(env, m, result)
+    from strates.data.artifact import read, tables
 
-
-def _print_summary(env, m, result) -> None:
-    from rich.table import Table
-
-    s = m.summary
-    out = env.stdout
-    verb = "reused" if result.reused else "wrote"
-    rate = f", {s['periods_per_year']:,.1f} bars a year ({s['calendar']})" if "periods_per_year" in s else ""
-    table = Table(title=f"{s['n_assets']} assets, {s['rows']:,} bars every {s['interval']}{rate}", title_justify="left")
-    numeric = ("bars", "bars/year", "gaps", "missing bars", "closures")
-    columns = ("asset", "bars", "first (UTC)", "last (UTC)", "calendar", "bars/year", "gaps", "missing bars", "closures")
-    for col in columns:
-        table.add_column(col, justify="right" if col in numeric else "left")
-    for name, a in s["assets"].items():
-        ppy = f"{a['periods_per_year']:,.1f}" if "periods_per_year" in a else "-"
-        table.add_row(name, f"{a['rows']:,}", f"{a['start']:%Y-%m-%d %H:%M}", f"{a['end']:%Y-%m-%d %H:%M}",
-                      a.get("calendar", "-"), ppy, str(a["gaps"]), str(a["missing_bars"]), str(a.get("closures", "-")))
-    out.print(table)
-    if "macro" in s:
-        out.print("macro: " + ", ".join(_macro_label(k, v) for k, v in s["macro"].items()), highlight=False)
-        leaky = [k for k, v in s["macro"].items() if v.get("revisions_may_leak")]
-        if leaky:
-            out.print(f"revisions may leak into {', '.join(leaky)}: latest-vintage values (pass ALFRED vintage "
-                      "files for real-time values)", highlight=False)
-    for fold in s["split"]["folds"]:
-        parts = [f"{p} {fold[p]['start']:%Y-%m-%d %H:%M} → {fold[p]['end']:%Y-%m-%d %H:%M}" for p in ("train", "validation", "test")]
-        out.print(f"{fold['name']}: " + " | ".join(parts), highlight=False)
-    out.print(f"{verb} [bold]{m.ref}[/] at {result.uri}", highlight=False)
-    out.print(f"next: chaos tokenize --dataset {m.id}", highlight=False)
-
-
-def _macro_label(name: str, v: dict) -> str:
-    kind = ", vintages" if v.get("vintage") else ""
-    return f"{name} ({v['observations']} obs{kind})"
+    extra = {"id": result.manifest.id, "summary": result.manifest.to_json()["summary"]} if env.json else {}
+    print_stage_result(env, ws, result, tables(read(result.manifest)), verb="wrote",
+                       next_hint=f"chaos tokenize --dataset {result.manifest.id}", **extra)

@@ -172,5 +172,25 @@ def assets_table(ds: Dataset) -> Table:
                  rows, left=5, title=f"dataset {ds.id}: {ds.summary.n_assets} assets, {ds.summary.interval} bars")
 
 
+def macro_table(ds: Dataset) -> Table | None:
+    """Per macro series: observations, their dates, the release lag and how it was set (None
+    when the dataset has no macro series)."""
+    if not ds.summary.macro:
+        return None
+
+    def lag(m: MacroInfo) -> str:
+        lo, hi = m.lag_seconds_min / 86400, m.lag_seconds_max / 86400
+        return f"{lo:.1f} d" if hi - lo < 0.05 else f"{lo:.1f}-{hi:.1f} d"
+
+    rows = [(name, "vintages" if m.vintage else (m.lag or "-"), "yes" if m.revisions_may_leak else "no",
+             f"{m.observations:,}", m.first_observed.strftime("%Y-%m-%d"), m.last_observed.strftime("%Y-%m-%d"), lag(m))
+            for name, m in sorted(ds.summary.macro.items())]
+    return table(("series", "release time set by", "revisions may leak", "observations", "first observed",
+                  "last observed", "release lag"), rows, left=3, wrap=1, title="macro series, joined at their release time",
+                 caption="Release lag: first release after the observation date. A series whose revisions may leak "
+                         "holds latest-vintage values; pass ALFRED vintage files for real-time values.")
+
+
 def tables(ds: Dataset) -> list[Table]:
-    return [assets_table(ds), split_table(ds)]
+    macro = macro_table(ds)
+    return [assets_table(ds), *([macro] if macro else []), split_table(ds)]

@@ -25,17 +25,15 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
-import time
 
-from strates.core import artifacts
-from strates.core.config import to_dict
+from strates.core import artifacts, stage
 from strates.core.errors import InvalidInput
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace, open_url
 from strates.data.config import Config, MacroSource, SourceFile
 from strates.data.split import make_folds
 
-STAGE = "dataset"
+KIND = "dataset"
 EMBEDDED_NAME = "<embedded dataset>"
 
 
@@ -140,26 +138,16 @@ def resolve(config: Config) -> Config:
     return dataclasses.replace(config, files=files, macro=macro)
 
 
-def run(
-    config: Config,
-    ws: Workspace,
-    *,
-    force: bool = False,
-    reporter: Reporter | None = None,
-    before_manifest=None,
-) -> Result:
-    """Ingest per `config` into `ws`; returns the (new or reused) dataset manifest."""
+def _prepare(config: Config, parents) -> Config:
+    return config if config.files else resolve(config)  # `run` resolves (hashes) once, under its own task
+
+
+def _build(job: stage.Job[Config]) -> stage.Output:
+    """Read and validate every file, join macro at release time, measure calendars, split,
+    write Parquet (nothing is written before all of it passed)."""
     import polars as pl
 
-    rep = reporter or NullReporter()
-    t0 = time.perf_counter()
-    with rep.task("hashing sources" if config.sources else "resolving the config"):
-        config = resolve(config)
-    resolved = to_dict(config)
-    artifact, existing = artifacts.lookup(ws, STAGE, resolved, {}, force=force)
-    if existing is not None:
-        return Result(existing, True, ws.uri(STAGE, artifact))
-
+    config, rep = job.config, job.reporter
     bars, macro_obs, macro_info, notes = _read(config, rep)
     for note in notes:
         rep.info(note)
@@ -186,25 +174,33 @@ def run(
         summary = dataset_summary(config, bars, macro_obs, macro_info, interval, folds, notes, clocks, portfolio)
     for note in clock_notes:
         rep.info(note)
-    metrics = {"rows": bars.height, "assets": summary["n_assets"], "seconds": round(time.perf_counter() - t0, 3)}
+    with rep.task("writing Parquet"):
+        # LZ4: 3x faster to write than zstd-3 for ~25% more bytes, and the fastest to read
+        job.writer.write_parquet("bars.parquet", bars, compression="lz4")
+        if macro_obs is not None and macro_obs.height:
+            job.writer.write_parquet("macro.parquet", macro_obs)
+        if gaps.height:
+            job.writer.write_parquet("gaps.parquet", gaps)
+    return stage.Output({"rows": bars.height, "assets": summary["n_assets"]}, summary)
 
-    writer = artifacts.begin(ws, STAGE, artifact)
-    try:
-        with rep.task("writing Parquet"):
-            # LZ4: 3x faster to write than zstd-3 for ~25% more bytes, and the fastest to read
-            writer.write_parquet("bars.parquet", bars, compression="lz4")
-            if macro_obs is not None and macro_obs.height:
-                writer.write_parquet("macro.parquet", macro_obs)
-            if gaps.height:
-                writer.write_parquet("gaps.parquet", gaps)
-        metrics["seconds"] = round(time.perf_counter() - t0, 3)
-        manifest = writer.commit(
-            config=resolved, parents={}, metrics=metrics, summary=summary, before_manifest=before_manifest
-        )
-    except BaseException:
-        writer.abort()
-        raise
-    return Result(manifest, False, ws.uri(STAGE, artifact))
+
+STAGE: stage.Stage[Config] = stage.Stage(kind=KIND, command="ingest", config=Config, build=_build, prepare=_prepare)
+
+
+def run(
+    config: Config,
+    ws: Workspace,
+    *,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    before_manifest=None,
+) -> Result:
+    """Ingest per `config` into `ws`; returns the (new or reused) dataset manifest."""
+    rep = reporter or NullReporter()
+    with rep.task("hashing sources" if config.sources else "resolving the config"):
+        config = resolve(config)
+    done = stage.run(STAGE, config, ws, parents={}, force=force, reporter=rep, before_manifest=before_manifest)
+    return Result(done.manifest, done.reused, ws.uri(KIND, done.manifest.id))
 
 
 def _read(config: Config, rep: Reporter):
