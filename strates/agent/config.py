@@ -4,13 +4,28 @@ training, the MPPI planner and the backtest."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 
+from strates.core.config import coerce_choices
 from strates.core.errors import ConfigError
 from strates.core.train import TrainConfig
 
 DEFAULT_PRESET = "small"
-PLANNERS = ("mppi", "policy")
-UNCERTAINTY = ("none", "q_ensemble")
+
+
+class PlannerKind(enum.StrEnum):
+    """`mppi`: plan on the CVaR of sampled futures; `policy`: the policy prior alone."""
+
+    MPPI = "mppi"
+    POLICY = "policy"
+
+
+class Uncertainty(enum.StrEnum):
+    """The signal that weights the conservative penalty per transition: `none`, or the
+    spread of the Q ensemble (`q_ensemble`)."""
+
+    NONE = "none"
+    Q_ENSEMBLE = "q_ensemble"
 
 
 def _check(ok: bool, field: str, message: str) -> None:
@@ -59,14 +74,13 @@ class LossConfig:
     entropy: float = 1e-4
     cql: float = 0.5
     cql_samples: int = 4  # per source (relabelling distribution, policy)
-    uncertainty: str = "q_ensemble"
+    uncertainty: Uncertainty = Uncertainty.Q_ENSEMBLE
     uncertainty_weight: float = 1.0
 
     def __post_init__(self):
+        coerce_choices(self, "loss.")
         _check(0 < self.gamma < 1, "loss.gamma", f"loss.gamma must be in (0, 1), got {self.gamma}")
         _check(0 < self.tau <= 1, "loss.tau", f"loss.tau must be in (0, 1], got {self.tau}")
-        _check(self.uncertainty in UNCERTAINTY, "loss.uncertainty",
-               f"loss.uncertainty {self.uncertainty!r} is not one of {UNCERTAINTY}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +101,7 @@ class PlannerConfig:
     iterations, horizon 3), scored by the CVaR at `cvar_alpha` of the path PnL over the
     `futures` drawn by Strate III; `cvar_alpha = 1` is the risk-neutral mean."""
 
-    kind: str = "mppi"
+    kind: PlannerKind = PlannerKind.MPPI
     samples: int = 512
     elites: int = 64
     iterations: int = 6
@@ -102,7 +116,7 @@ class PlannerConfig:
     nfe: int = 4  # vector-field evaluations per future drawn from Strate III (Euler)
 
     def __post_init__(self):
-        _check(self.kind in PLANNERS, "planner.kind", f"planner.kind {self.kind!r} is not one of {PLANNERS}")
+        coerce_choices(self, "planner.")
         _check(0 < self.cvar_alpha <= 1, "planner.cvar_alpha", f"planner.cvar_alpha must be in (0, 1], got {self.cvar_alpha}")
         _check(1 <= self.elites <= self.samples, "planner.elites",
                f"planner.elites {self.elites} must be between 1 and planner.samples {self.samples}")

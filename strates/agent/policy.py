@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from strates.agent import model, planner
-from strates.agent.config import Config
+from strates.agent.config import Config, PlannerKind
 from strates.core.errors import ConfigError
 
 
@@ -137,7 +137,7 @@ class Decider:
 
     def _decide_impl(self, params, h, position, returns, values, warm, key, shared=1):
         pc = self.config.planner
-        if pc.kind == "policy":
+        if pc.kind == PlannerKind.POLICY:
             z = model.encode(params, h, position, group=self.config.model.simnorm_dim)
             a, _ = model.policy(params, z)
             mean = jnp.broadcast_to(a[:, None], (h.shape[0], pc.horizon))

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from strates.agent import env, model
-from strates.agent.config import Config
+from strates.agent.config import Config, Uncertainty
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +124,7 @@ def make_loss(config: Config, *, cost: float):
         q_others = jax.vmap(lambda aa: model.q_values(params["q"], z, aa))(others)  # [2J, K, B]
         lse = jax.scipy.special.logsumexp(q_others, axis=0) - jnp.log(2 * c.cql_samples)
         spread = sg(q.std(0))
-        w = 1.0 + (c.uncertainty_weight * spread / (spread.mean() + 1e-8) if c.uncertainty == "q_ensemble" else 0.0)
+        w = 1.0 + (c.uncertainty_weight * spread / (spread.mean() + 1e-8) if c.uncertainty == Uncertainty.Q_ENSEMBLE else 0.0)
         cql = (w * (lse - q).mean(0)).mean()
 
         loss = (c.consistency * consistency + c.reward * reward_loss + c.value * value_loss + policy_loss
