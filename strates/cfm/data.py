@@ -8,47 +8,22 @@ training target never reaches into validation data.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import numpy as np
 
 from strates.core import artifacts
 from strates.core.workspace import Workspace
+from strates.jepa.artifact import States, embed
 
-
-@dataclasses.dataclass(frozen=True)
-class States:
-    """One asset: ts [N] datetime64[us], h [N, D] float32 (unit norm), r [N] log returns."""
-
-    asset: str
-    ts: np.ndarray
-    h: np.ndarray
-    r: np.ndarray
+__all__ = ["States", "embed", "futures", "load_states", "period_index", "split_future"]
 
 
 def load_states(ws: Workspace, jepa: artifacts.Manifest) -> tuple[list[States], dict, artifacts.Manifest]:
-    """Embed every bar with the JEPA artifact's selected parameters.
-    Returns (states per asset, the fold the JEPA was fitted on, the dataset manifest)."""
-    from flax import nnx
-
-    from strates.core.config import from_dict
-    from strates.jepa import Config as JepaConfig
-    from strates.jepa.data import MacroScaler, load_sequences
-    from strates.jepa.stage import build_model, embed_sequences, load_params
-
-    config = from_dict(JepaConfig, jepa.config)
-    tokens = artifacts.resolve(ws, jepa.parents["tokens"], stage="tokens")
-    sequences, macro_names, dataset = load_sequences(ws, tokens)
-    scaler = MacroScaler.from_json(ws.read_bytes(f"{jepa.stage}/{jepa.id}/macro_scaler.json"))
-    model = build_model(config, n_assets=len(sequences), n_macro=len(macro_names),
-                        vocab=int(jepa.summary["codebook_size"]), seed=config.train.seed)
-    graphdef, params = nnx.split(model, nnx.Param)
-    model = nnx.merge(graphdef, load_params(ws, jepa, params))
-    hs = embed_sequences(model, sequences, scaler, interval_s=float(jepa.summary["interval_seconds"]))
-    fold = next(f for f in dataset.summary["split"]["folds"] if f["name"] == jepa.summary["fold"])
-    states = [States(s.asset, s.ts, h, s.log_returns) for s, h in zip(sequences, hs, strict=True)]
-    return states, fold, dataset
+    """Deprecated alias of `strates.jepa.artifact.embed` in its former shape: (states, the
+    fold as a dict, the dataset manifest). Use `embed` (typed fold and dataset)."""
+    states, fold, dataset = embed(ws, jepa)
+    return states, fold.to_dict(), dataset.manifest
 
 
 def period_index(states: list[States], start: dt.datetime, end: dt.datetime, horizon: int) -> list[np.ndarray]:

@@ -38,8 +38,9 @@ Param tree (`nnx.split(jepa, nnx.Param)`): `{"context": Encoder, "predictor": Pr
 | predictor: steps | [K, Dp] | (None, "embed") |
 
 `logical_axes(params)` returns these as PartitionSpecs of logical names,
-`param_shardings(params, mesh)` as NamedShardings under the topology rules, and
-`no_weight_decay(params)` marks A_log, D, dt_bias, norm scales and biases.
+and `param_shardings(params, mesh)` as NamedShardings under the topology rules.
+`build_model(config, ...)` builds the JEPA a config describes; `embed_sequences` gives
+h_t for every bar of whole sequences.
 
 Dimension letters: B batch, L bars, D d_model, Dp predictor width, V vocabulary (codebook
 size), A assets, M macro series, K horizon, S spans per sequence, N = B·S.
@@ -51,6 +52,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from strates.jepa.layers import (
@@ -59,7 +61,7 @@ from strates.jepa.layers import (
 from strates.jepa.mamba2 import Mamba2Block, MambaLayer
 
 __all__ = ["ACT", "Encoder", "JEPA", "MacroCrossAttention", "Mamba2Block", "MambaLayer",
-           "Predictor", "l2_normalize", "logical_axes", "no_weight_decay", "param_shardings"]
+           "Predictor", "build_model", "embed_sequences", "l2_normalize", "logical_axes", "param_shardings"]
 
 
 def symlog(x: jax.Array) -> jax.Array:
@@ -316,13 +318,38 @@ def param_shardings(params, mesh: jax.sharding.Mesh, rules=None) -> object:
     return jax.tree.map(one, params, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
-_NO_DECAY = ("A_log", "D", "dt_bias", "scale", "norm_scale", "bias")
+def build_model(config, *, n_assets: int, n_macro: int, vocab: int, seed: int) -> JEPA:
+    """The JEPA a `strates.jepa.config.Config` describes (its `model` section), for
+    `n_assets` assets, `n_macro` macro series and a codebook of `vocab` codes."""
+    m = config.model
+    return JEPA(
+        vocab=vocab, n_assets=n_assets, d_model=m.d_model, n_layers=m.n_layers, horizon=m.horizon,
+        d_pred=m.d_pred, pred_layers=m.pred_layers, d_state=m.d_state, head_dim=m.head_dim, expand=m.expand,
+        n_macro=n_macro, macro_heads=m.macro_heads, macro_every=m.macro_every, chunk=m.chunk,
+        dtype=jnp.bfloat16 if m.dtype == "bfloat16" else f32, ssd_impl=m.ssd_impl, rngs=nnx.Rngs(seed),
+    )
 
 
-def no_weight_decay(params) -> object:
-    """True for params AdamW should leave alone: A_log, D, dt_bias (the reference's
-    `_no_weight_decay`), norm scales and biases. A prefix tree of `params` (an optax mask)."""
-    def leaf(path, _):
-        return str(getattr(path[-1], "key", path[-1])) in _NO_DECAY
-    return jax.tree_util.tree_map_with_path(leaf, params,
-                                            is_leaf=lambda x: isinstance(x, nnx.Variable))
+EMBED_PAD = 1024  # sequences are right-padded to a multiple of this, so few lengths compile
+
+
+def embed_sequences(model: JEPA, sequences, scaler, *, interval_s: float, encoder: str = "target") -> list:
+    """h_t for every bar of every sequence (`strates.jepa.data.Sequence`, macro scaled by
+    `scaler`): one [N_a, D] float32 numpy array per asset, unit norm."""
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def apply(state, tokens, assets, macro, interval):
+        return nnx.merge(graphdef, state).embed(tokens, assets, macro, interval_s=interval, encoder=encoder)
+
+    out = []
+    for s in sequences:
+        n = len(s.codes)
+        padded = max(EMBED_PAD, math.ceil(n / EMBED_PAD) * EMBED_PAD)  # causal: right padding changes nothing before n
+        codes = np.zeros((1, padded), np.int32)
+        codes[0, :n] = s.codes
+        macro = np.zeros((1, padded, len(scaler.names)), np.float32)
+        macro[0, :n] = scaler.apply(s.macro)
+        h = apply(state, codes, np.array([s.index], np.int32), macro, jnp.full((1,), interval_s, jnp.float32))
+        out.append(np.asarray(h[0, :n], np.float32))
+    return out

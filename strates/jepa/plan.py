@@ -27,7 +27,8 @@ def dry_run(config: Config, *, topology: str, mesh: str | None = None, n_assets:
     from strates.core import topology as topo
     from strates.jepa.layers import fit_spec
     from strates.jepa.jepa_loss import target_mask
-    from strates.jepa.stage import build_model, make_loss
+    from strates.jepa.model import build_model
+    from strates.jepa.stage import make_loss
 
     plan = topo.plan(topology, mesh=mesh)
     sizes = dict(zip(plan.axes, plan.shape))

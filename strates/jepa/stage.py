@@ -41,21 +41,6 @@ class Result:
     reused: bool
 
 
-def build_model(config: Config, *, n_assets: int, n_macro: int, vocab: int, seed: int):
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from strates.jepa.model import JEPA
-
-    m = config.model
-    return JEPA(
-        vocab=vocab, n_assets=n_assets, d_model=m.d_model, n_layers=m.n_layers, horizon=m.horizon,
-        d_pred=m.d_pred, pred_layers=m.pred_layers, d_state=m.d_state, head_dim=m.head_dim, expand=m.expand,
-        n_macro=n_macro, macro_heads=m.macro_heads, macro_every=m.macro_every, chunk=m.chunk,
-        dtype=jnp.bfloat16 if m.dtype == "bfloat16" else jnp.float32, ssd_impl=m.ssd_impl, rngs=nnx.Rngs(seed),
-    )
-
-
 def tau_schedule(config: Config):
     """tau(step): cosine from ema.tau_start (step 0) to ema.tau_end (last step)."""
     import jax.numpy as jnp
@@ -172,6 +157,8 @@ def run(
 
     from flax import nnx
 
+    from strates.jepa.model import build_model
+
     model = build_model(config, n_assets=len(sequences), n_macro=len(macro_names), vocab=vocab,
                         seed=config.train.seed)
     graphdef, params = nnx.split(model, nnx.Param)
@@ -263,47 +250,14 @@ def select_checkpoint(config: Config, graphdef, abstract_params, checkpoint_dir:
     loss_fn = jax.jit(make_loss(graphdef, config, interval_s=interval_s))
     key = jax.random.key(config.train.seed + 1)
     batches = [val_batches(i) for i in range(VALIDATION_BATCHES)]
-    losses, best = {}, None
+    losses, best = [], None
     for step in all_steps(checkpoint_dir):
         params = restore_params(checkpoint_dir, abstract_params, step=step)
         value = float(np.mean([loss_fn(params, b, jax.random.fold_in(key, i))[0] for i, b in enumerate(batches)]))
-        losses[str(step)] = value
+        losses.append({"step": step, "loss": value})
         if best is None or value < best[1]:
             best = (step, value, params)
     return {"step": best[0], "validation_loss": best[1], "losses": losses, "params": best[2]}
-
-
-def load_params(ws: Workspace, manifest: artifacts.Manifest, abstract_params):
-    """A jepa artifact's selected parameters (the checkpoint chosen on validation)."""
-    from strates.core.checkpoints import restore_params
-
-    rel = f"{manifest.stage}/{manifest.id}/checkpoints"
-    return restore_params(ws.local_path(rel) or ws.uri(rel), abstract_params, step=manifest.summary["selected_step"])
-
-
-def embed_sequences(model, sequences, scaler, *, interval_s: float, encoder: str = "target") -> list[np.ndarray]:
-    """h_t for every bar of every sequence: [N_a, D] float32 per asset, unit norm."""
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    graphdef, state = nnx.split(model)
-
-    @jax.jit
-    def apply(state, tokens, assets, macro, interval):
-        return nnx.merge(graphdef, state).embed(tokens, assets, macro, interval_s=interval, encoder=encoder)
-
-    out = []
-    for s in sequences:
-        n = len(s.codes)
-        padded = max(1024, math.ceil(n / 1024) * 1024)  # causal: right padding changes nothing before n
-        codes = np.zeros((1, padded), np.int32)
-        codes[0, :n] = s.codes
-        macro = np.zeros((1, padded, len(scaler.names)), np.float32)
-        macro[0, :n] = scaler.apply(s.macro)
-        h = apply(state, codes, np.array([s.index], np.int32), macro, jnp.full((1,), interval_s, jnp.float32))
-        out.append(np.asarray(h[0, :n], np.float32))
-    return out
 
 
 def evaluate(config: Config, model, sequences, scaler, *, train: dict, scored: dict, interval_s: float
@@ -313,6 +267,7 @@ def evaluate(config: Config, model, sequences, scaler, *, train: dict, scored: d
     `scored` states, vs raw features. A row's target (bars t+1..t+horizon) lies inside its
     own period, so no training target reaches into validation and no scored target past
     the end of `scored`."""
+    from strates.jepa.model import embed_sequences
     from strates.jepa.probe import forward_targets, period_rows, probe_report, rankme, trailing_window
 
     states = embed_sequences(model, sequences, scaler, interval_s=interval_s)

@@ -28,7 +28,8 @@ from strates.jepa import PRESETS, Config, run
 from strates.jepa.plan import dry_run
 from strates.data.split import make_folds
 from strates.jepa.probe import period_rows
-from strates.jepa.stage import build_model, fit, validation_split
+from strates.jepa.model import build_model
+from strates.jepa.stage import fit, validation_split
 
 # one worker runs this file, so the module-scoped pipeline is built once
 pytestmark = pytest.mark.xdist_group("jepa_stage")
@@ -90,11 +91,29 @@ def test_debug_pipeline_writes_a_jepa_artifact(pipeline):
     assert m.summary["macro_series"] == ["cot_net", "cpi_yoy", "rate_10y"]
     # the checkpoint is selected on validation loss among those kept
     selection = m.metrics["selection"]
-    assert set(selection["losses"]) == {"6", "12"}
+    assert [c["step"] for c in selection["losses"]] == [6, 12]
     assert m.summary["selected_step"] == selection["step"]
-    assert selection["validation_loss"] == min(selection["losses"].values())
+    assert selection["validation_loss"] == min(c["loss"] for c in selection["losses"])
     again = run(DEBUG, ws)
     assert again.reused and again.manifest.id == m.id
+
+
+def test_typed_artifact_reads_the_manifest_and_embeds(pipeline):
+    from strates.jepa import artifact
+
+    ws, result = pipeline
+    j = artifact.load(ws, result.manifest.id)
+    assert j.id == result.manifest.id and j.config == DEBUG
+    assert j.metrics.selection.step == j.summary.selected_step in [c.step for c in j.metrics.selection.losses]
+    assert j.metrics.probe.h.dims == DEBUG.model.d_model and j.metrics.final is not None
+    assert j.summary.diagnostic.start == j.selected.end and j.fitted.end == j.selected.start
+    assert j.summary.macro_series == ("cot_net", "cpi_yoy", "rate_10y")
+    titles = [t.title for t in artifact.tables(j)]
+    assert any("linear probes" in t for t in titles) and all(t.rows for t in artifact.tables(j))
+    states, fold, dataset = artifact.embed(ws, j)
+    assert fold.name == j.summary.fold and dataset.id == j.manifest.parents["dataset"]
+    assert [s.asset for s in states] == list(j.summary.assets)
+    assert all(np.allclose(np.linalg.norm(s.h, axis=1), 1, atol=1e-4) and len(s.h) == len(s.ts) for s in states)
 
 
 def test_checkpoint_choice_and_diagnostics_use_separate_parts_of_validation(pipeline):
