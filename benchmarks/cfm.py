@@ -52,7 +52,8 @@ def main() -> None:
     peak = matmul_peak(max(5, args.repeats))
     rows = {}
     for nfe in (2, 8):
-        fn = jax.jit(lambda state, x0, h, nfe=nfe: integrate(nnx.merge(graphdef, state), x0, h, nfe=nfe, method="euler"))
+        fn = jax.jit(lambda state, x0, h, nfe=nfe:
+                     integrate(nnx.merge(graphdef, state), x0, h, nfe=nfe, method="euler"))
         seconds = best_time(fn, (state, x0, h), args.repeats)
         # XLA counts a loop body once: one evaluation's FLOPs times NFE
         one = jax.jit(lambda state, x0, h: nnx.merge(graphdef, state)(x0, jnp.zeros(len(x0)), h))

@@ -52,7 +52,8 @@ def make_csv(path: str, rows: int, assets: int, seed: int = 0) -> None:
             pl.DataFrame(
                 {
                     "asset": f"ASSET{a:02d}USDT",
-                    "ts": pl.datetime_range(start, start + dt.timedelta(minutes=per - 1), "1m", eager=True, time_zone="UTC"),
+                    "ts": pl.datetime_range(start, start + dt.timedelta(minutes=per - 1), "1m", eager=True,
+                                            time_zone="UTC"),
                     "open": open_.round(6), "high": high.round(6), "low": low.round(6), "close": close.round(6),
                     "volume": rng.lognormal(3, 1, per).round(8),
                 }
@@ -155,7 +156,8 @@ def main() -> None:
         timings: dict[str, list[float]] = {"polars_read_csv": [], "chaos_ingest": []}
         rows = 0
         for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits both
-            for name, fn in (("polars_read_csv", lambda: polars_read(path)), ("chaos_ingest", lambda: chaos_ingest(path, workdir))):
+            for name, fn in (("polars_read_csv", lambda: polars_read(path)),
+                             ("chaos_ingest", lambda: chaos_ingest(path, workdir))):
                 s, rows = best(fn, 1)
                 timings[name].append(s)
         pandas_s, pandas_rows = best(lambda: pandas_ingest(path, workdir), args.pandas_repeats)

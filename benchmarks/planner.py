@@ -50,8 +50,8 @@ def make_fns(config: Config):
     def values(params, end):
         # what `Decider._values_impl` does: V(h_end, p) on the position grid, [B, N, D] -> [B, N, G]
         grid = jnp.linspace(-1.0, 1.0, pc.value_grid)
-        hh = jnp.broadcast_to(end[..., None, :], end.shape[:-1] + (pc.value_grid, end.shape[-1]))
-        p = jnp.broadcast_to(grid, end.shape[:-1] + (pc.value_grid,))
+        hh = jnp.broadcast_to(end[..., None, :], (*end.shape[:-1], pc.value_grid, end.shape[-1]))
+        p = jnp.broadcast_to(grid, (*end.shape[:-1], pc.value_grid))
         return model.state_value(params, hh, p, group=group) * RET_SCALE
 
     return decide, values

@@ -42,7 +42,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from kernels.ssd import resolve_impl, ssd_chunked, ssd_pallas, ssd_reference, ssd_step  # noqa: E402
 from kernels.ssd.chunked import resolve_schedule  # noqa: E402
-from strates.core.perf import best_time, flops_of, matmul_peak  # noqa: E402
+from strates.core.perf import flops_of, matmul_peak  # noqa: E402
 
 
 def log(*args) -> None:
@@ -103,7 +103,7 @@ def measure(forms: dict, inputs, weights, repeats: int, backward: dict) -> dict:
             out[name]["fwd_bwd_temp_mb"] = round(both.memory_analysis().temp_size_in_bytes / 2**20, 2)
             runs.append((name, "fwd_bwd_ms", both, args))
     best = {}
-    for name, key, fn, fn_args in runs:  # warm-up
+    for _, _, fn, fn_args in runs:  # warm-up
         jax.block_until_ready(fn(*fn_args))
     for i in range(3 * repeats):  # the reference's backward is slow: it runs every third round
         for name, key, fn, fn_args in runs:

@@ -82,7 +82,9 @@ def main_callback(
         ),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail (tracebacks on errors).")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More detail (tracebacks on errors).")
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and results.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")

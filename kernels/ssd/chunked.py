@@ -206,7 +206,7 @@ def _sequential(x, dt, A, B, C, initial_state, q: int):
     x, dt, B, C = pad_to_chunks(x, dt, B, C, q)
     nc = x.shape[1] // q
     cdt = _compute_dtype(x.dtype)
-    mm = dict(preferred_element_type=_F32)
+    mm = {"preferred_element_type": _F32}
 
     # Chunk-major, head-major layouts, so that the scan slices one chunk off the front.
     x_c = jnp.transpose(x.reshape(b, nc, q, h, p), (1, 0, 3, 2, 4))  # [c, b, h, q, p]
@@ -249,7 +249,7 @@ def _parallel(x, dt, A, B, C, initial_state, q: int):
     x, dt, B, C = pad_to_chunks(x, dt, B, C, q)
     nc = x.shape[1] // q
     cdt = _compute_dtype(x.dtype)
-    mm = dict(preferred_element_type=_F32)
+    mm = {"preferred_element_type": _F32}
 
     # Reshapes split one axis at a time, which explicit (batch-)sharding can follow.
     dtc = dt.astype(_F32).reshape(b, nc, q, h).reshape(b, nc, q, g, r)

@@ -21,7 +21,7 @@ def ssd_reference(x, dt, A, B, C, D=None, *, initial_state=None):
     Returns:
       (y [B, L, H, P] in x.dtype, final_state [B, H, P, N] float32). Accumulation is float32.
     """
-    b, length, h, p = x.shape
+    b, _length, h, p = x.shape
     g, n = B.shape[-2], B.shape[-1]
     rep = h // g
     f32 = jnp.float32

@@ -57,7 +57,7 @@ def path_pnl(positions, simple_returns, position0, *, cost: float):
     [..., H]`, `position0 [...]` held before bar 1 -> `[..., H]`; leading dims broadcast."""
     xp = _xp(positions, simple_returns, position0)
     a = xp.clip(positions, -1.0, 1.0)
-    first = xp.broadcast_to(xp.asarray(position0)[..., None], a.shape[:-1] + (1,))
+    first = xp.broadcast_to(xp.asarray(position0)[..., None], (*a.shape[:-1], 1))
     prev = xp.concatenate([first, a[..., :-1]], axis=-1)
     return asset_pnl(a, simple_returns, prev, cost=cost)
 

@@ -84,7 +84,7 @@ def read_bybit(path: str, opts: Options) -> tuple[pl.DataFrame, list[str], bool]
                     path, f"kline {len(rows) + 1} is {json.dumps(item)[:80]}, expected "
                     "[startTime, open, high, low, close, volume, turnover]", len(rows) + 1
                 )
-            rows.append([None if x is None else str(x) for x in (item + [None])[:7]])
+            rows.append([None if x is None else str(x) for x in [*item, None][:7]])
             assets.append(symbol)
         if symbol not in symbols:
             symbols.append(symbol)
@@ -95,7 +95,7 @@ def read_bybit(path: str, opts: Options) -> tuple[pl.DataFrame, list[str], bool]
     if time.kind != "epoch":
         raise _bad_json(path, f"startTime '{rows[0][0]}' is not an epoch time in milliseconds", 1)
     notes += [n for n in time.notes if "naive" not in n]
-    raw = pl.DataFrame(rows, schema={c: pl.String for c in BYBIT_COLUMNS}, orient="row")
+    raw = pl.DataFrame(rows, schema=dict.fromkeys(BYBIT_COLUMNS, pl.String), orient="row")
     raw = raw.with_columns(pl.Series("asset", assets, dtype=pl.String))
     exprs = [
         pl.col("asset"),

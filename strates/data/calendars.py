@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 
 import numpy as np
 import polars as pl
@@ -179,16 +180,37 @@ def _closures(cal: Calendar, local: np.ndarray, before: np.ndarray, is_open: np.
     return (missing > 0) & (day_b > day_a) & ~((tail > 0) & (head > 0)) & (whole <= cal.day_slots)
 
 
-def measure_all(bars: pl.DataFrame, interval: dt.timedelta, *, tz: str = "UTC") -> dict[str, Clock]:
-    """`measure` for every asset of `bars` (sorted by asset, ts), in asset order."""
+def given(kind: str, ts: pl.Series, interval: dt.timedelta, *, tz: str = "UTC") -> Calendar:
+    """A calendar named by the user instead of measured: `24/7` (every interval a bar) or
+    `weekdays` (every interval of Monday to Friday, local time in `tz`, at the phase of the
+    first bar, so daily bars stamped 16:00 expect 16:00). Bars coarser than a day, or an
+    interval that does not divide a day, can only be `24/7`."""
+    iv = int(interval / dt.timedelta(microseconds=1))
+    if kind == "24/7":
+        return Calendar("24/7 (given)", tz, iv)
+    if iv > DAY or DAY % iv:
+        from strates.core.errors import ConfigError
+
+        raise ConfigError(f"a weekdays calendar needs bars that divide a day; these bars are {fmt_interval(iv)}",
+                          fix="use --calendar 24/7 or auto", field="calendar")
+    phase = int((local_us(ts[:1], tz)[0] - MONDAY) % iv) if len(ts) else 0
+    slots = tuple(day * DAY + phase + k * iv for day in range(5) for k in range(DAY // iv))
+    return Calendar("weekdays (given)", tz, iv, slots)
+
+
+def measure_all(bars: pl.DataFrame, interval: dt.timedelta, *, tz: str = "UTC",
+                calendar: str | None = None) -> dict[str, Clock]:
+    """`measure` for every asset of `bars` (sorted by asset, ts), in asset order, on its
+    measured calendar or on the one named by `calendar` (see `given`)."""
     out = {}
     for (asset,), part in bars.select("asset", "ts").partition_by("asset", maintain_order=True, as_dict=True).items():
-        out[asset] = measure(asset, part["ts"], interval, tz=tz)
+        cal = given(calendar, part["ts"], interval, tz=tz) if calendar else None
+        out[asset] = measure(asset, part["ts"], interval, tz=tz, calendar=cal)
     return dict(sorted(out.items()))
 
 
 def union_clock(bars: pl.DataFrame, interval: dt.timedelta, *, tz: str = "UTC",
-                start: dt.datetime, end: dt.datetime) -> tuple[Clock, dict]:
+                start: dt.datetime, end: dt.datetime, calendar: str | None = None) -> tuple[Clock, dict]:
     """The clock of the union of every asset's bar times (the clock an equal-weight
     portfolio is valued on), measured in [start, end) (a training period), and where it
     was measured (`start`, `end`, `bars`, `measured_on`). When that period holds under a
@@ -199,7 +221,8 @@ def union_clock(bars: pl.DataFrame, interval: dt.timedelta, *, tz: str = "UTC",
     if len(inside) < 2 or inside[-1] - inside[0] + interval < dt.timedelta(days=7):
         inside, start, end = ts, ts[0], ts[-1] + interval
         what = "the union of the assets' bar times over all the data (the training period holds under a week)"
-    clock = measure("<union>", inside, interval, tz=tz)
+    cal = given(calendar, inside, interval, tz=tz) if calendar else None
+    clock = measure("<union>", inside, interval, tz=tz, calendar=cal)
     return clock, {"start": start, "end": end, "bars": len(inside), "measured_on": what}
 
 
@@ -214,7 +237,7 @@ def _name(slots: np.ndarray, iv: int, tz: str) -> str:
         times = shapes.pop()
         if len(times) * iv == DAY:
             return label
-        if all(b - a == iv for a, b in zip(times, times[1:], strict=False)):
+        if all(b - a == iv for a, b in itertools.pairwise(times)):
             return f"{label} {_hhmm(times[0])}-{_hhmm(times[-1] + iv)} {tz}"
     return f"{label}, {len(slots) * iv / 3_600_000_000:g} h a week ({tz})"
 

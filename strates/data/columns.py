@@ -1,18 +1,17 @@
 """Which column is which: matching the headers people actually write to the bar schema.
 
 Names are compared after lower-casing and removing everything but letters and digits
-(`Open Time`, `open_time` and `OpenTime` are all `opentime`).
+(`Open Time`, `open_time` and `OpenTime` are all `opentime`). Accepted names per field:
 
-| field | accepted names |
-| ----- | -------------- |
-| ts | date, datetime, timestamp, time, ts, open_time, timestamp_utc, datetime_utc, date_utc; else an unnamed first column (pandas `to_csv` index: empty header, `Unnamed: 0`, `__index_level_0__`) |
-| open, high, low, close | open/o, high/h, low/l, close/c (also `open_price` ...) |
-| volume | volume, vol, v |
+- ts: date, datetime, timestamp, time, ts, open_time, timestamp_utc, datetime_utc, date_utc; else an
+  unnamed first column (pandas `to_csv` index: empty header, `Unnamed: 0`, `__index_level_0__`)
+- open, high, low, close: open/o, high/h, low/l, close/c (also `open_price` ...)
+- volume: volume, vol, v
+- asset (optional): asset, symbol, ticker (first found, in this order)
 
 One-letter names count only when at least three of o/h/l/c are present. A file where fewer
 than three of the six required fields are recognisable is `unknown-columns`; otherwise a
 missing one is `missing-column`.
-| asset | asset, symbol, ticker (first found, in this order) |
 
 Everything else is an extra column: kept (Float64, renamed snake_case) with `keep_extra` when
 its values are numbers, otherwise dropped; every drop is said in the notes.
@@ -44,8 +43,7 @@ def normalize(name: str) -> str:
 def snake(name: str) -> str:
     """`Adj Close` -> `adj_close`, `quoteVolume` -> `quote_volume`."""
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
-    s = re.sub(r"[^0-9a-zA-Z]+", "_", s).strip("_").lower()
-    return s
+    return re.sub(r"[^0-9a-zA-Z]+", "_", s).strip("_").lower()
 
 
 @dataclass(frozen=True)

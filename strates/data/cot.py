@@ -39,7 +39,7 @@ def read_cot(
     missing = [k for k, v in COT.items() if k != "date" and v not in norm]
     date_key = next((d for d in COT["date"] if d in norm), None)
     if missing or date_key is None:
-        names = [k for k in missing] + ([] if date_key else ["as of date"])
+        names = list(missing) + ([] if date_key else ["as of date"])
         raise InvalidInput(
             f"COT file without the columns {', '.join(names)}",
             rule="missing-column",

@@ -85,10 +85,8 @@ def sniff_csv(path: str, fmt: str, opts: Options, notes: list[str]) -> CsvLayout
     all_numbers = bool(first) and all(is_number(x) for x in first if x.strip())
     binance_header = [normalize_field(x) for x in first] == list(BINANCE_COLUMNS)
     if fmt == "auto":
-        if (all_numbers and len(first) == len(BINANCE_COLUMNS)) or binance_header:
-            fmt = "binance-csv"
-        else:
-            fmt = "csv"
+        binance = (all_numbers and len(first) == len(BINANCE_COLUMNS)) or binance_header
+        fmt = "binance-csv" if binance else "csv"
         notes.append(f"detected format {fmt}")
     if fmt == "binance-csv":
         return _binance_layout(path, text, first, all_numbers, separator, opts, notes)

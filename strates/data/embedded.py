@@ -144,7 +144,7 @@ def _rk4(field, state: tuple[float, float, float], h: float, bars: int, sub: int
 def _drivers(rng: np.random.Generator, spec: EmbeddedSpec, n: int) -> np.ndarray:
     """Driver features tanh(standardised state): (2 * drivers_per_family, n, 3), LRZ first."""
     out = []
-    for fam, field in zip(FAMILIES, (_lorenz, _rossler)):
+    for fam, field in zip(FAMILIES, (_lorenz, _rossler), strict=True):
         h = DT_PER_BAR[fam] / spec.substeps
         for _ in range(spec.drivers_per_family):
             x0 = rng.normal([0.0, 0.0, 25.0], 5.0) if fam == "LRZ" else rng.normal(0.0, [3, 3, 0.1])
@@ -210,10 +210,9 @@ def simulate(spec: EmbeddedSpec = EmbeddedSpec()) -> Simulation:
     share = (max(1.0, 1000 * spec.regime_share), max(1.0, 1000 * (1 - spec.regime_share)))
     for i in range(A):
         own_state, own_sign = _markov(rng, n, spec.regime_stay)
-        if 0 < spec.regime_share < 1:
-            coupled = _markov(rng, n, share)[0] == 0  # (n,) state 0 = follow the global chain
-        else:
-            coupled = np.full(n, spec.regime_share == 1.0)
+        # (n,) state 0 = follow the global chain; a share of 0 or 1 fixes it for every bar
+        coupled = (_markov(rng, n, share)[0] == 0 if 0 < spec.regime_share < 1
+                   else np.full(n, spec.regime_share == 1.0))
         regime[i] = np.where(coupled, g_state[hist:], own_state)
         sign[i] = np.where(coupled, g_sign[hist:], own_sign)
 

@@ -21,6 +21,7 @@ from strates.data.readers import (
 )
 from strates.data.timeparse import TimeParser, detect, typed_expr
 
+
 def read_parquet(path: str, opts: Options) -> tuple[pl.DataFrame, list[str], bool]:
     notes: list[str] = []
     try:

@@ -17,34 +17,45 @@ closed days than the markets', which only makes values later).
 
 Per-series defaults (`SERIES_LAGS`, FRED series ids). Each is the latest release seen from
 2013 to early 2026 (normal calendars of BLS, BEA, Census and the Federal Reserve, plus the
-releases delayed by the 2013, 2018-19 and 2025 shutdowns), rounded up:
+releases delayed by the 2013, 2018-19 and 2025 shutdowns), rounded up. Each line gives the
+series, **the default lag**, then the latest release seen (observation date -> release):
 
-| series | lag | latest release seen (observation date -> release) |
-| ------ | --- | ------------------------------------------------- |
-| GDP, GDPC1, A191RL1Q225SBEA, GDPDEF, ECIALLCIV | 180 d | normal advance <= 121 d (Q2 on Jul 31); Q3 2025 initial estimate on 2025-12-23: 175 d |
-| PCE, PCEPI, PCEPILFE, PCEC96, PI, DSPI, DSPIC96, PSAVERT, W875RX1 | 120 d | normal 56-61 d; Oct 2025 on 2026-01-22: 113 d |
-| JTSJOL, JTSQUR, JTSHIL, JTSLDL, JTSTSL | 105 d | normal ~65-70 d; Sep 2025 on 2025-12-09: 99 d |
-| BOPGSTB | 105 d | normal ~66 d; Sep 2025 on 2025-12-11: 101 d |
-| UNRATE, PAYEMS, CIVPART, EMRATIO, U6RATE, CES0500000003, USPRIV, MANEMP | 85 d | normal 32-38 d (first Friday); Sep 2025 on 2025-11-20: 80 d |
-| RSAFS, RSXFS | 90 d | normal ~45 d; Dec 2018 on 2019-02-14: 75 d; Sep 2025 on 2025-11-25: 85 d |
-| CPIAUCSL, CPIAUCNS, CPILFESL, CPILFENS | 62 d | normal 40-46 d; Sep 2013 on 2013-10-30: 59 d |
-| INDPRO, TCU (Fed G.17, built on agency data) | 120 d | normal ~48 d; Sep 2025 postponed past the shutdown (monthly default) |
-| CSUSHPINSA, CSUSHPISA (S&P Case-Shiller) | 95 d | last Tuesday two months after the month: <= 90 d |
-| TOTALSL (Fed G.19) | 75 d | fifth business day of the second month after: ~68 d |
-| M2SL, M1SL (Fed H.6) | 65 d | fourth Tuesday of the next month: <= 59 d |
-| FEDFUNDS, GS10, GS2, TB3MS (monthly averages of daily rates) | 35 d | first business days of the next month |
-| UMCSENT | 35 d | final reading late in the same month |
-| WM2NS (weekly M2, Fed H.6, published monthly) | 65 d | the month's weeks, fourth Tuesday of the next month |
-| CCSA | 14 d | week ending Saturday, released on the Thursday 12 days later |
-| TOTBKCR (Fed H.8) | 14 d | week ending Wednesday, released Friday of the next week: ~10 d, later in holiday weeks |
-| STLFSI4 | 9 d | week ending Friday, released the next Thursday (Friday in holiday weeks) |
-| NFCI, ANFCI | 8 d | week ending Friday, released the next Wednesday (Thursday in holiday weeks) |
-| ICSA, IC4WSA | 7 d | week ending Saturday, released the next Thursday 08:30 ET |
-| WALCL, WRESBAL, WTREGEN (Fed H.4.1) | 4 d | Wednesday level, released Thursday 16:30 ET (Friday in holiday weeks) |
-| MORTGAGE30US, MORTGAGE15US | 2 d | dated the Thursday of release (12:00 ET) |
-| DEX* (H.10 exchange rates), DTWEXBGS, DTWEXAFEGS, DTWEXEMEGS | 10 d | daily rates published weekly, on Monday |
-| DCOILWTICO, DCOILBRENTEU, DHHNGSP (EIA spot prices) | 10 d | daily prices published weekly |
-| DGS*, DTB3, DTB6, T10Y2Y, T10Y3M, T10YIE, T5YIE, T5YIFR, DFII5, DFII10, DFF, EFFR, SOFR, OBFR, DPRIME, DFEDTARU, DFEDTARL, DAAA, DBAA, VIXCLS, VXNCLS, SP500, NASDAQCOM, DJIA, BAMLH0A0HYM2, BAMLC0A0CM | next business day | as above |
+- GDP, GDPC1, A191RL1Q225SBEA, GDPDEF, ECIALLCIV: **180 d**; normal advance <= 121 d (Q2 on Jul 31);
+  Q3 2025 initial estimate on 2025-12-23: 175 d
+- PCE, PCEPI, PCEPILFE, PCEC96, PI, DSPI, DSPIC96, PSAVERT, W875RX1: **120 d**; normal 56-61 d; Oct
+  2025 on 2026-01-22: 113 d
+- JTSJOL, JTSQUR, JTSHIL, JTSLDL, JTSTSL: **105 d**; normal ~65-70 d; Sep 2025 on 2025-12-09: 99 d
+- BOPGSTB: **105 d**; normal ~66 d; Sep 2025 on 2025-12-11: 101 d
+- UNRATE, PAYEMS, CIVPART, EMRATIO, U6RATE, CES0500000003, USPRIV, MANEMP: **85 d**; normal 32-38 d
+  (first Friday); Sep 2025 on 2025-11-20: 80 d
+- RSAFS, RSXFS: **90 d**; normal ~45 d; Dec 2018 on 2019-02-14: 75 d; Sep 2025 on 2025-11-25: 85 d
+- CPIAUCSL, CPIAUCNS, CPILFESL, CPILFENS: **62 d**; normal 40-46 d; Sep 2013 on 2013-10-30: 59 d
+- INDPRO, TCU (Fed G.17, built on agency data): **120 d**; normal ~48 d; Sep 2025 postponed past the
+  shutdown (monthly default)
+- CSUSHPINSA, CSUSHPISA (S&P Case-Shiller): **95 d**; last Tuesday two months after the month:
+  <= 90 d
+- TOTALSL (Fed G.19): **75 d**; fifth business day of the second month after: ~68 d
+- M2SL, M1SL (Fed H.6): **65 d**; fourth Tuesday of the next month: <= 59 d
+- FEDFUNDS, GS10, GS2, TB3MS (monthly averages of daily rates): **35 d**; first business days of the
+  next month
+- UMCSENT: **35 d**; final reading late in the same month
+- WM2NS (weekly M2, Fed H.6, published monthly): **65 d**; the month's weeks, fourth Tuesday of the
+  next month
+- CCSA: **14 d**; week ending Saturday, released on the Thursday 12 days later
+- TOTBKCR (Fed H.8): **14 d**; week ending Wednesday, released Friday of the next week: ~10 d, later
+  in holiday weeks
+- STLFSI4: **9 d**; week ending Friday, released the next Thursday (Friday in holiday weeks)
+- NFCI, ANFCI: **8 d**; week ending Friday, released the next Wednesday (Thursday in holiday weeks)
+- ICSA, IC4WSA: **7 d**; week ending Saturday, released the next Thursday 08:30 ET
+- WALCL, WRESBAL, WTREGEN (Fed H.4.1): **4 d**; Wednesday level, released Thursday 16:30 ET (Friday
+  in holiday weeks)
+- MORTGAGE30US, MORTGAGE15US: **2 d**; dated the Thursday of release (12:00 ET)
+- DEX* (H.10 exchange rates), DTWEXBGS, DTWEXAFEGS, DTWEXEMEGS: **10 d**; daily rates published
+  weekly, on Monday
+- DCOILWTICO, DCOILBRENTEU, DHHNGSP (EIA spot prices): **10 d**; daily prices published weekly
+- DGS*, DTB3, DTB6, T10Y2Y, T10Y3M, T10YIE, T5YIE, T5YIFR, DFII5, DFII10, DFF, EFFR, SOFR, OBFR,
+  DPRIME, DFEDTARU, DFEDTARL, DAAA, DBAA, VIXCLS, VXNCLS, SP500, NASDAQCOM, DJIA, BAMLH0A0HYM2,
+  BAMLC0A0CM: **next business day**; as above
 
 Defaults by frequency for other series (`LAG_TABLE`), from the median spacing of the
 observation dates; each covers the slowest common series of its frequency:

@@ -15,7 +15,7 @@ Macro observations (one row per series and observation, long format):
 | ------ | ----- | ------- |
 | series | String | the series name, e.g. `DGS10` or `cot_13874A_net_noncommercial` |
 | observed | Datetime(us, UTC) | the date the value refers to (FRED's observation_date, COT's "as of" date) |
-| available | Datetime(us, UTC) | when the value became public: observed + publication lag, or (vintage files) the day after its vintage date |
+| available | Datetime(us, UTC) | when it became public: observed + publication lag (vintage: vintage date + 1 day) |
 | value | Float64 | the value |
 
 A vintage file gives an observation one row per vintage (its first release and each

@@ -3,12 +3,16 @@
 Formats (`SourceOptions.format`, `auto` by default; what was detected is always said in
 the notes):
 
-| format | what | detected by |
-| ------ | ---- | ----------- |
-| `csv` | OHLCV as people save it (pandas/yfinance, exchange exports, `.csv.gz`); columns matched by name (see `strates.data.columns`), timestamps by layout (see `strates.data.timeparse`) | anything else that has a header line |
-| `parquet` | the same columns in a Parquet file; datetime, date, string or integer timestamps | the `PAR1` magic bytes |
-| `bybit-json` | Bybit v5 `/market/kline` responses saved to disk, one or a JSON array of pages | the file starts with `{` or `[` |
-| `binance-csv` | data.binance.vision kline dumps: 12 columns, no header (or the `open_time,...` header), open time in ms (µs for spot from 2025) | first line is 12 numbers, or that header |
+- `csv`: OHLCV as people save it (pandas/yfinance, exchange exports, `.csv.gz`); columns matched by
+  name (see `strates.data.columns`), timestamps by layout (see `strates.data.timeparse`). Detection:
+  anything else that has a header line.
+- `parquet`: the same columns in a Parquet file; datetime, date, string or integer timestamps.
+  Detection: the `PAR1` magic bytes.
+- `bybit-json`: Bybit v5 `/market/kline` responses saved to disk, one or a JSON array of pages.
+  Detection: the file starts with `{` or `[`.
+- `binance-csv`: data.binance.vision kline dumps: 12 columns, no header (or the `open_time,...`
+  header), open time in ms (µs for spot from 2025). Detection: first line is 12 numbers, or that
+  header.
 
 `read_bars` validates each file's rows itself (`strates.data.validate`), so an error names
 the file, the row and the column. `read_all` then checks that no (asset, ts) appears in two
@@ -17,6 +21,7 @@ files, and sorts by (asset, ts) only when the input was not already in that orde
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -77,9 +82,8 @@ def list_source_files(path: str) -> list[str]:
     found = []
     for root, dirs, files in os.walk(path):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith(".") and name.lower().endswith(EXTENSIONS):
-                found.append(os.path.join(root, name))
+        found += [os.path.join(root, name) for name in files
+                  if not name.startswith(".") and name.lower().endswith(EXTENSIONS)]
     if not found:
         raise InvalidInput(
             f"the folder {path} holds no bar files",
@@ -186,7 +190,7 @@ def read_all(paths: list[str], options: SourceOptions) -> tuple[pl.DataFrame, li
 def _seams_in_order(frames: list[pl.DataFrame]) -> bool:
     ends = [(f["asset"][-1], f["ts"][-1], f["asset"][0], f["ts"][0]) for f in frames]
     return all(a_end < b_start or (a_end == b_start and t_end < u_start)
-               for (a_end, t_end, _, _), (_, _, b_start, u_start) in zip(ends, ends[1:]))
+               for (a_end, t_end, _, _), (_, _, b_start, u_start) in itertools.pairwise(ends))
 
 
 def _sort(frame: pl.DataFrame, paths: list[str], notes: list[str]) -> pl.DataFrame:

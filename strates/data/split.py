@@ -97,7 +97,8 @@ def parse_split(spec: str) -> tuple[str, tuple]:
             raise ConfigError(f"cannot read split dates {spec!r}", fix=fix, field="split") from None
         if not dates[0] < dates[1]:
             raise ConfigError(
-                f"split dates {spec!r}: validation start {dates[0]:%Y-%m-%d} must come before test start {dates[1]:%Y-%m-%d}",
+                f"split dates {spec!r}: validation start {dates[0]:%Y-%m-%d} must come before "
+                f"test start {dates[1]:%Y-%m-%d}",
                 fix=fix, field="split",
             )
         return "dates", dates

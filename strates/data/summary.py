@@ -3,17 +3,23 @@
 Keys (besides `source`, `rows`, `n_assets`, `interval`, `interval_seconds`, `start`, `end`,
 `columns`, `split`, `notes`):
 
-| key | type | meaning |
-| --- | ---- | ------- |
-| `periods_per_year` | float | bars a year of the equal-weight portfolio: the union of every asset's bar times, measured (`strates.data.calendars`) over the first fold's training period, so evaluation periods play no part |
-| `calendar` | str | the calendar of that union clock (`24/7`, `weekdays`, `weekdays 09:30-16:00 America/New_York`, ...) |
-| `clock` | dict | where the two above were measured: `start`, `end`, `bars`, `measured_on` (the whole data when the training period holds under a week of bars) |
-| `assets[a].periods_per_year` | float | the asset's bars a year, over all its bars |
-| `assets[a].calendar` | str | the asset's calendar |
-| `assets[a].gaps`, `.missing_bars` | int | missing stretches against that calendar, and their bars |
-| `assets[a].closures` | int | missing stretches a market closure explains (holidays, early closes): not gaps |
-| `gaps` | dict | `count`, `missing_bars`, `closures` over all assets |
-| `macro[s]` | dict | per series: `observations`, `first_observed`, `last_observed`, `lag_seconds_min/max` (first release after the observation date), `column`, `vintage` (bool), `revisions_may_leak` (bool), `lag` (how `available` was set), `note` (e.g. "revisions may leak ...") |
+- `periods_per_year` (float): bars a year of the equal-weight portfolio: the union of every asset's
+  bar times, measured (`strates.data.calendars`) over the first fold's training period, so
+  evaluation periods play no part
+- `calendar` (str): the calendar of that union clock (`24/7`, `weekdays`,
+  `weekdays 09:30-16:00 America/New_York`, ...)
+- `clock` (dict): where the two above were measured: `start`, `end`, `bars`, `measured_on` (the
+  whole data when the training period holds under a week of bars)
+- `assets[a].periods_per_year` (float): the asset's bars a year, over all its bars
+- `assets[a].calendar` (str): the asset's calendar
+- `assets[a].gaps`, `.missing_bars` (int): missing stretches against that calendar, and their bars
+- `assets[a].closures` (int): missing stretches a market closure explains (holidays, early closes):
+  not gaps
+- `gaps` (dict): `count`, `missing_bars`, `closures` over all assets
+- `macro[s]` (dict): per series: `observations`, `first_observed`, `last_observed`,
+  `lag_seconds_min/max` (first release after the observation date), `column`, `vintage` (bool),
+  `revisions_may_leak` (bool), `lag` (how `available` was set), `note` (e.g. "revisions may leak
+  ...")
 """
 
 from __future__ import annotations

@@ -275,7 +275,8 @@ def detect(values: list[object], *, tz: str, column: str, file: str | None, firs
         if not suffix:
             general = (f"{ymd}{t}%H:%M:%S%.f", f"{ymd}{t}%H:%M", f"{ymd}{other}%H:%M:%S%.f", f"{ymd}{other}%H:%M", ymd)
             return _naive_text((primary, *general), tz, text, "ISO date-times")
-        general = (f"{ymd}{t}%H:%M:%S%.f%#z", f"{ymd}{t}%H:%M%#z", f"{ymd}{other}%H:%M:%S%.f%#z", f"{ymd}{other}%H:%M%#z")
+        general = (f"{ymd}{t}%H:%M:%S%.f%#z", f"{ymd}{t}%H:%M%#z",
+                   f"{ymd}{other}%H:%M:%S%.f%#z", f"{ymd}{other}%H:%M%#z")
         offset = _parse_offset(suffix)
         zone = "UTC (Z)" if offset is None and suffix.strip() == "Z" else "their UTC offsets"
         notes = [f"timestamps read as ISO date-times with {zone}, converted to UTC"]

@@ -4,10 +4,12 @@ A plain FRED download holds the latest (revised) value of every observation; joi
 the first release date shows a bar numbers that were only published later. ALFRED
 (alfred.stlouisfed.org) keeps every vintage. Two layouts are read:
 
-| layout | columns | one row of output per |
-| ------ | ------- | --------------------- |
-| long (FRED/ALFRED API, `output_type=1`) | `observation_date` or `date`, `realtime_start`, optionally `realtime_end`, and `value` (series named after the file) or one column per series id | row with a value |
-| wide (ALFRED "all vintages" download) | `observation_date` or `DATE`, then one column per vintage named `<SERIES>_<YYYYMMDD>` | observation and vintage whose value differs from the vintage before |
+- long (FRED/ALFRED API, `output_type=1`): `observation_date` or `date`, `realtime_start`,
+  optionally `realtime_end`, and `value` (series named after the file) or one column per series id.
+  One row of output per row with a value.
+- wide (ALFRED "all vintages" download): `observation_date` or `DATE`, then one column per vintage
+  named `<SERIES>_<YYYYMMDD>`. One row of output per observation and vintage whose value differs
+  from the vintage before.
 
 Each vintage becomes its own row `(series, observed, available, value)` with
 `available = vintage date + 1 day` (`SAFETY_LAG`: 00:00 UTC after the release day, which is

@@ -199,7 +199,8 @@ def test_evaluation_periods_must_not_overlap_fitted_ranges():
     with pytest.raises(LeakageError, match=r"overlaps data the models were fitted on or selected on: "
                                            r".*fitted on 'train' data 2024-01-01"):
         artifacts.check_disjoint([fitted], day(9), day(20), period="test")
-    assert [hit[1] for hit in artifacts.overlapping([fitted], dt.datetime(2023, 1, 1, tzinfo=dt.UTC), day(2))] == ["train"]
+    hits = artifacts.overlapping([fitted], dt.datetime(2023, 1, 1, tzinfo=dt.UTC), day(2))
+    assert [hit[1] for hit in hits] == ["train"]
 
 
 def _day(d):

@@ -14,7 +14,7 @@ from strates.core.errors import ConfigError, TopologyMismatch
 
 
 @pytest.mark.parametrize(
-    "name, generation, chips, hosts, per_host, ici",
+    ("name", "generation", "chips", "hosts", "per_host", "ici"),
     [
         ("v5p-32", "v5p", 16, 4, 4, (2, 2, 4)),
         ("v5p-8", "v5p", 4, 1, 4, (2, 2, 1)),
@@ -54,7 +54,7 @@ def test_default_shapes():
 
 
 @pytest.mark.parametrize(
-    "name, must_contain",
+    ("name", "must_contain"),
     [
         ("v6e-48", ["v6e-48", "1, 4, 8, 16, 32, 64, 128, 256", "v6e-32 or v6e-64"]),
         ("v5e-2", ["1, 4, 8", "v5e-1 or v5e-4"]),
@@ -147,11 +147,11 @@ def _block_index(pos, shape, mesh_axes_of_dim):
 
 @pytest.mark.parametrize("shape", [(8, 1, 1), (2, 4, 1), (4, 2, 1)])
 @pytest.mark.parametrize(
-    "rules, row_axes, col_axes",
+    ("rules", "row_axes", "col_axes"),
     [(None, ("data", "fsdp"), ()), ({"batch": "data", "embed": "fsdp"}, ("data",), ("fsdp",))],
 )
 def test_shard_places_the_right_slices(jax8, shape, rules, row_axes, col_axes):
-    sizes = dict(zip(T.MESH_AXES, shape))
+    sizes = dict(zip(T.MESH_AXES, shape, strict=True))
     p = T.plan("cpu", mesh=sizes)
     mesh = T.build_mesh(p)
     assert dict(mesh.shape) == sizes
@@ -176,7 +176,7 @@ def test_shard_places_the_right_slices(jax8, shape, rules, row_axes, col_axes):
 
 @pytest.mark.parametrize("shape", [(8, 1, 1), (2, 4, 1)])
 def test_jit_over_sharded_array_matches_unsharded(jax8, shape):
-    mesh = T.build_mesh(T.plan("cpu", mesh=dict(zip(T.MESH_AXES, shape))))
+    mesh = T.build_mesh(T.plan("cpu", mesh=dict(zip(T.MESH_AXES, shape, strict=True))))
     x = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
     xs = T.shard(x, mesh, ("batch", "embed"), {"batch": "data", "embed": "fsdp"})
     f = jax8.jit(lambda a: (a.sum(axis=0), (a * a).mean()))

@@ -9,6 +9,7 @@ SIGKILL test trains in and kills.
 
 from __future__ import annotations
 
+import itertools
 import os
 import select
 import signal
@@ -100,8 +101,8 @@ def test_schedule_warms_up_then_decays_to_min_ratio():
     config = TrainConfig(steps=100, learning_rate=1e-2, warmup_steps=10, min_lr_ratio=0.1)
     lr = [float(make_schedule(config)(s)) for s in range(101)]
     assert lr[0] == 0.0 and lr[5] == pytest.approx(5e-3) and lr[10] == pytest.approx(1e-2)
-    assert all(a < b for a, b in zip(lr[:10], lr[1:11]))  # warm-up rises
-    assert all(a > b for a, b in zip(lr[10:100], lr[11:101]))  # cosine decays
+    assert all(a < b for a, b in itertools.pairwise(lr[:11]))  # warm-up rises
+    assert all(a > b for a, b in itertools.pairwise(lr[10:101]))  # cosine decays
     assert lr[100] == pytest.approx(1e-3)
     # the optimizer follows it: with a constant gradient Adam's direction is 1, so the
     # 6th update of w = 1 is -lr(5) * (1 + weight_decay * w), whatever the (clipped) size
@@ -293,10 +294,12 @@ def test_frozen_leaves_are_untouched_and_post_update_moves_them(tmp_path):
 
     def ema(params, step):
         tau = 0.5
-        target = jax.tree.map(lambda t, o: tau * t + (1 - tau) * o, params["target"], {"w": params["w"], "b": params["b"]})
+        online = {"w": params["w"], "b": params["b"]}
+        target = jax.tree.map(lambda t, o: tau * t + (1 - tau) * o, params["target"], online)
         return {**params, "target": target}
 
     moved = run(tmp_path / "b", params=with_target(init_params()), frozen=frozen, post_update=ema)
     # after 20 steps with tau 0.5 the target has all but forgotten its start and tracks w
     np.testing.assert_allclose(np.asarray(moved.params["target"]["w"]), np.asarray(moved.params["w"]), atol=0.2)
-    assert_params_equal({"w": moved.params["w"], "b": moved.params["b"]}, {"w": still.params["w"], "b": still.params["b"]})
+    online = ("w", "b")
+    assert_params_equal({k: moved.params[k] for k in online}, {k: still.params[k] for k in online})

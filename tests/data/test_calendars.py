@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pathlib
 
 import numpy as np
 import polars as pl
@@ -48,8 +49,8 @@ def _nyse_holidays(year: int) -> list[dt.date]:
     fixed += [dt.date(year, 6, 19)] if year >= 2022 else []
     moved = [d - dt.timedelta(days=1) if d.weekday() == 5 else d + dt.timedelta(days=1) if d.weekday() == 6 else d
              for d in fixed]
-    return moved + [_nth(year, 1, 0, 3), _nth(year, 2, 0, 3), _nth(year, 5, 0, -1), _nth(year, 9, 0, 1),
-                    _nth(year, 11, 3, 4), _easter(year) - dt.timedelta(days=2)]
+    return [*moved, _nth(year, 1, 0, 3), _nth(year, 2, 0, 3), _nth(year, 5, 0, -1), _nth(year, 9, 0, 1),
+            _nth(year, 11, 3, 4), _easter(year) - dt.timedelta(days=2)]
 
 
 def nyse_days(start: str, end: str) -> np.ndarray:
@@ -77,8 +78,9 @@ def daily_index(tmp_path_factory) -> str:
 
 
 def test_daily_index_file_has_252_bars_a_year_and_no_weekend_gaps(daily_index, tmp_path):
-    assert open(daily_index).readline().strip() == "Date,Open,High,Low,Close,Adj Close,Volume"
-    assert open(daily_index).readlines()[1].startswith("1/3/2005,")
+    lines = pathlib.Path(daily_index).read_text().splitlines()
+    assert lines[0] == "Date,Open,High,Low,Close,Adj Close,Volume"
+    assert lines[1].startswith("1/3/2005,")
     m = run(Config(sources=(daily_index,)), Workspace(tmp_path / "ws")).manifest
     s = m.summary
     a = s["assets"]["GSPC"]
@@ -186,7 +188,7 @@ def test_closures_and_gaps_of_a_session():
 
 
 @pytest.mark.parametrize(
-    "keep, interval, name",
+    ("keep", "interval", "name"),
     [
         (lambda t: t.weekday() < 5, dt.timedelta(days=1), "weekdays"),
         (lambda t: t.weekday() in (0, 2, 4), dt.timedelta(days=1), "Mon, Wed, Fri"),

@@ -147,11 +147,11 @@ def test_macro_is_informative(sim):
 
 
 def test_spec_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="student_df must exceed 2"):
         EmbeddedSpec(student_df=2.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need one value per regime"):
         EmbeddedSpec(regime_vol=(1.0, 2.0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         EmbeddedSpec(jump_prob=1.5)
 
 

@@ -83,7 +83,8 @@ def test_ingest_files_with_macro(tmp_path):
             "Adj Close": [10.9, 11.9, 10.9, 11.9, 12.9, 13.4], "Volume": [100, 120, 90, 80, 95, 101],
         }
     ).write_csv(src / "ACME.csv")
-    (tmp_path / "DGS10.csv").write_text("observation_date,DGS10\n2024-01-01,4.0\n2024-01-03,4.1\n2024-01-05,.\n2024-01-08,4.3\n")
+    (tmp_path / "DGS10.csv").write_text("observation_date,DGS10\n2024-01-01,4.0\n2024-01-03,4.1\n2024-01-05,.\n"
+                                        "2024-01-08,4.3\n")
     ws = Workspace(tmp_path / "ws")
     cfg = Config(sources=(str(src),), macro=(MacroSource(str(tmp_path / "DGS10.csv")),), split="0.5,0.25,0.25")
     m = run(cfg, ws).manifest
@@ -92,7 +93,7 @@ def test_ingest_files_with_macro(tmp_path):
     assert "Adj Close" not in bars.columns and "adj_close" not in bars.columns
     # DGS10 (H.15) is published the next business day: a value is seen from 00:00 UTC the
     # day after that (01-01, a holiday -> published 01-03 -> seen 01-04; 01-03 -> 01-05)
-    values = dict(zip(bars["ts"].dt.strftime("%m-%d"), bars["macro_DGS10"]))
+    values = dict(zip(bars["ts"].dt.strftime("%m-%d"), bars["macro_DGS10"], strict=True))
     assert values["01-02"] is None and values["01-03"] is None and values["01-04"] == 4.0
     assert values["01-05"] == 4.1 and values["01-08"] == 4.1 and values["01-09"] == 4.1
     dgs10 = m.summary["macro"]["DGS10"]

@@ -12,9 +12,8 @@ from strates.data.macro import COT_LAG, Lag, asof_join, default_lag, read_macro,
 from strates.data.macro_parse import REVISIONS_MAY_LEAK, SeriesInfo
 from strates.data.release import NEXT_BUSINESS_DAY, series_lag, us_holidays
 from strates.data.schema import BAR_SCHEMA, MACRO_SCHEMA, TS_DTYPE
+
 from files import utc, write  # tests/support
-
-
 
 # ----------------------------------------------------------------------------- FRED
 
@@ -61,7 +60,7 @@ def test_fred_us_dates_like_the_bar_reader(tmp_path):
 
 def test_fred_explicit_lag_and_bad_values(tmp_path):
     path = write(tmp_path, "X.csv", "observation_date,X\n2024-01-01,1\n2024-01-02,2\n")
-    frame, notes = read_macro(path, lag=timedelta(hours=6))
+    frame, _notes = read_macro(path, lag=timedelta(hours=6))
     assert frame["available"].to_list() == [utc(2024, 1, 1, 6), utc(2024, 1, 2, 6)]
     with pytest.raises(InvalidInput) as info:
         read_macro(write(tmp_path, "Z.csv", "observation_date,Z\n2024-01-01,1\n2024-01-02,abc\n"))
@@ -79,7 +78,7 @@ def series(dates: list[datetime]) -> pl.Series:
 
 
 @pytest.mark.parametrize(
-    "step, days",
+    ("step", "days"),
     [
         (timedelta(days=7), 14),
         (timedelta(days=30), 120),
@@ -113,7 +112,7 @@ def test_default_lag_of_real_months_and_quarters():
 
 
 @pytest.mark.parametrize(
-    "name, at_least",
+    ("name", "at_least"),
     [("PCE", 60), ("PCEPI", 60), ("PI", 60), ("JTSJOL", 70), ("GDP", 121), ("GDPC1", 121), ("CPIAUCSL", 45),
      ("UNRATE", 38), ("PAYEMS", 38), ("INDPRO", 48), ("M2SL", 59), ("ICSA", 6), ("WALCL", 2)],
 )
@@ -155,10 +154,14 @@ COT_HEADER = (
     '"Commercial Positions-Short (All)"\n'
 )
 COT_ROWS = (
-    '"EURO FX - CHICAGO MERCANTILE EXCHANGE",240102,2024-01-02,"099741","CME", 700000, 200000, 100000, 5000, 300000, 420000\n'
-    '"BITCOIN - CHICAGO MERCANTILE EXCHANGE",240102,2024-01-02,"133741","CME", 20000, 9000, 12000, 100, 1000, 500\n'
-    '"EURO FX - CHICAGO MERCANTILE EXCHANGE",240109,2024-01-09,"099741","CME", 710000, 210000, 90000, 5000, 290000, 430000\n'
-    '"BITCOIN - CHICAGO MERCANTILE EXCHANGE",240109,2024-01-09,"133741","CME", 21000, 9500, 12500, 100, 1100, 600\n'
+    '"EURO FX - CHICAGO MERCANTILE EXCHANGE",240102,2024-01-02,"099741","CME",'
+    ' 700000, 200000, 100000, 5000, 300000, 420000\n'
+    '"BITCOIN - CHICAGO MERCANTILE EXCHANGE",240102,2024-01-02,"133741","CME",'
+    ' 20000, 9000, 12000, 100, 1000, 500\n'
+    '"EURO FX - CHICAGO MERCANTILE EXCHANGE",240109,2024-01-09,"099741","CME",'
+    ' 710000, 210000, 90000, 5000, 290000, 430000\n'
+    '"BITCOIN - CHICAGO MERCANTILE EXCHANGE",240109,2024-01-09,"133741","CME",'
+    ' 21000, 9500, 12500, 100, 1100, 600\n'
 )
 
 
@@ -176,7 +179,7 @@ def test_cot_two_markets(tmp_path):
         "cot_133741_open_interest",
     ]
     first = frame.filter(pl.col("observed") == utc(2024, 1, 2))
-    assert dict(zip(first["series"], first["value"])) == {
+    assert dict(zip(first["series"], first["value"], strict=True)) == {
         "cot_133741_net_noncommercial": -3000.0,
         "cot_133741_net_commercial": 500.0,
         "cot_133741_open_interest": 20000.0,
@@ -225,7 +228,7 @@ def test_asof_join_is_exactly_leak_free_over_two_assets():
     assert out.columns == [*bars.columns, "macro_D", "macro_W"]
     assert out.schema["macro_D"] == pl.Float64
     for name, points in (("D", daily), ("W", weekly)):
-        for ts, got in zip(out["ts"], out[f"macro_{name}"]):
+        for ts, got in zip(out["ts"], out[f"macro_{name}"], strict=True):
             visible = [(a, v) for _, a, v in points if a <= ts]
             expected = max(visible)[1] if visible else None
             assert got == expected, (name, ts)

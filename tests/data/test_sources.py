@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from datetime import datetime, timezone
+import pathlib
+from datetime import UTC, datetime
 
 import pandas as pd
 import polars as pl
@@ -14,8 +15,6 @@ import pytest
 from strates.core.errors import InvalidInput
 from strates.data.schema import BAR_COLUMNS, BAR_SCHEMA
 from strates.data.sources import SourceOptions, list_source_files, read_all, read_bars
-
-UTC = timezone.utc
 
 
 def utc(*args) -> datetime:
@@ -80,7 +79,7 @@ def test_yfinance_three_line_header(tmp_path):
     )
     err = rejected(path)
     assert (err.rule, err.row, err.column) == ("negative-volume", 5, "Volume")
-    text = open(path).read().replace(",-1\n", ",23083500\n")
+    text = pathlib.Path(path).read_text().replace(",-1\n", ",23083500\n")
     frame, notes = read(write(tmp_path, "ok.csv", text))
     assert frame["asset"].unique().to_list() == ["MSFT"]
     assert frame["open"].to_list() == [373.86, 369.01]
@@ -98,7 +97,7 @@ def test_pandas_to_csv_unnamed_index_with_offsets(tmp_path):
     )
     path = str(tmp_path / "SPY.csv")
     df.to_csv(path)
-    assert open(path).readline().startswith(",open")
+    assert pathlib.Path(path).read_text().startswith(",open")
     frame, notes = read(path)
     assert frame["ts"].to_list() == [utc(2024, 3, 8, 14, 30), utc(2024, 3, 11, 13, 30)]
     assert has_note(notes, "unnamed index column")
@@ -112,11 +111,13 @@ def test_aliases_any_case_and_short_names(tmp_path):
 
 
 def test_us_dates(tmp_path):
-    path = write(tmp_path, "us.csv", "Date,Open,High,Low,Close,Volume\n1/2/2024,1,2,0.5,1.5,3\n12/31/2024,1,2,0.5,1.5,3\n")
+    path = write(tmp_path, "us.csv", "Date,Open,High,Low,Close,Volume\n1/2/2024,1,2,0.5,1.5,3\n"
+                                     "12/31/2024,1,2,0.5,1.5,3\n")
     frame, notes = read(path)
     assert frame["ts"].to_list() == [utc(2024, 1, 2), utc(2024, 12, 31)]
     assert has_note(notes, "US month/day/year")
-    path = write(tmp_path, "ust.csv", "Date,Open,High,Low,Close,Volume\n01/02/2024 09:30,1,2,0.5,1.5,3\n1/2/2024 9:31:15,1,2,0.5,1.5,3\n")
+    path = write(tmp_path, "ust.csv", "Date,Open,High,Low,Close,Volume\n01/02/2024 09:30,1,2,0.5,1.5,3\n"
+                                      "1/2/2024 9:31:15,1,2,0.5,1.5,3\n")
     frame, _ = read(path)
     assert frame["ts"].to_list() == [utc(2024, 1, 2, 9, 30), utc(2024, 1, 2, 9, 31, 15)]
 
@@ -128,7 +129,7 @@ def test_day_month_year_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "value, unit",
+    ("value", "unit"),
     [
         (1704067200, "seconds"),
         (1704067200000, "milliseconds"),
@@ -138,14 +139,16 @@ def test_day_month_year_is_refused(tmp_path):
 )
 def test_epoch_units_from_magnitude(tmp_path, value, unit):
     step = value // 1704067200 * 60
-    path = write(tmp_path, "e.csv", f"timestamp,open,high,low,close,volume\n{value},1,2,0.5,1.5,3\n{value + step},1,2,0.5,1.5,3\n")
+    path = write(tmp_path, "e.csv", f"timestamp,open,high,low,close,volume\n{value},1,2,0.5,1.5,3\n"
+                                    f"{value + step},1,2,0.5,1.5,3\n")
     frame, notes = read(path)
     assert frame["ts"].to_list() == [utc(2024, 1, 1), utc(2024, 1, 1, 0, 1)]
     assert has_note(notes, f"epoch {unit}")
 
 
 def test_epoch_unit_cannot_change_within_a_file(tmp_path):
-    path = write(tmp_path, "e.csv", "ts,open,high,low,close,volume\n1704067200000,1,2,0.5,1.5,3\n1704067260,1,2,0.5,1.5,3\n")
+    path = write(tmp_path, "e.csv", "ts,open,high,low,close,volume\n1704067200000,1,2,0.5,1.5,3\n"
+                                    "1704067260,1,2,0.5,1.5,3\n")
     err = rejected(path)
     assert (err.rule, err.row, err.column) == ("unparseable-timestamp", 3, "ts")
     assert "milliseconds" in str(err)
@@ -259,7 +262,8 @@ def test_csv_gz(tmp_path):
 
 
 def test_row_numbers_are_editor_lines(tmp_path):
-    text = "date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,3\n\n2024-01-02,1,2,0.5,1.5,3\n2024-01-03,1,2,0.5,1.5,3\n\n"
+    text = ("date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,3\n\n2024-01-02,1,2,0.5,1.5,3\n"
+            "2024-01-03,1,2,0.5,1.5,3\n\n")
     path = write(tmp_path, "b.csv", text)
     frame, notes = read_bars(path, SourceOptions())
     assert frame["__row"].to_list() == [2, 4, 5]
@@ -269,7 +273,8 @@ def test_row_numbers_are_editor_lines(tmp_path):
 
 
 def test_read_bars_keeps_file_order_and_row(tmp_path):
-    path = write(tmp_path, "r.csv", "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,3\n2024-01-01,1,2,0.5,1.5,3\n")
+    path = write(tmp_path, "r.csv", "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,3\n"
+                                    "2024-01-01,1,2,0.5,1.5,3\n")
     frame, _ = read_bars(path, SourceOptions())
     assert frame.columns == [*BAR_COLUMNS, "__row"]
     assert frame["ts"].to_list() == [utc(2024, 1, 2), utc(2024, 1, 1)]
@@ -317,7 +322,8 @@ def test_headerless_numbers_are_not_guessed(tmp_path):
 
 
 def test_tab_separated(tmp_path):
-    frame, notes = read(write(tmp_path, "t.csv", "date\topen\thigh\tlow\tclose\tvolume\n2024-01-01\t1\t2\t0.5\t1.5\t3\n"))
+    frame, notes = read(write(tmp_path, "t.csv", "date\topen\thigh\tlow\tclose\tvolume\n"
+                                                 "2024-01-01\t1\t2\t0.5\t1.5\t3\n"))
     assert frame["close"].to_list() == [1.5]
     assert has_note(notes, "tab")
 
@@ -361,7 +367,8 @@ def test_parquet_tz_aware_unnamed_index_and_string_ts(tmp_path):
 
 
 def test_parquet_schema_mismatch(tmp_path):
-    frame = pl.DataFrame({"ts": [utc(2024, 1, 1)], "open": [True], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [1.0]})
+    frame = pl.DataFrame({"ts": [utc(2024, 1, 1)], "open": [True], "high": [2.0], "low": [0.5], "close": [1.5],
+                          "volume": [1.0]})
     path = str(tmp_path / "b.parquet")
     frame.write_parquet(path)
     err = rejected(path)
@@ -412,7 +419,8 @@ BINANCE_ROWS = (
     "{t0},42283.58,42554.57,42261.02,42475.23,1271.68108,{t1},53957248.97,47134,682.57581,28957416.81,0\n"
     "{t2},42475.23,42775.00,42431.65,42613.56,1196.37856,{t3},50984893.87,50562,647.25757,27589658.74,0\n"
 )
-BINANCE_HEADER = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+BINANCE_HEADER = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+                  "taker_buy_volume,taker_buy_quote_volume,ignore\n")
 
 
 def test_binance_without_header_ms(tmp_path):
@@ -459,18 +467,21 @@ def test_explicit_format(tmp_path):
 
 def test_read_all_across_files(tmp_path):
     a = write(tmp_path, "d/BTC-2.csv", "date,open,high,low,close,volume\n2024-01-03,1,2,0.5,1.5,3\n")
-    b = write(tmp_path, "d/BTC-1.csv", "date,open,high,low,close,volume,Adj Close\n2024-01-01,1,2,0.5,1.5,3,9\n2024-01-02,1,2,0.5,1.5,3,9\n")
+    b = write(tmp_path, "d/BTC-1.csv", "date,open,high,low,close,volume,Adj Close\n2024-01-01,1,2,0.5,1.5,3,9\n"
+                                       "2024-01-02,1,2,0.5,1.5,3,9\n")
     frame, notes = read_all([a, b], SourceOptions(asset="BTC", keep_extra=True))
     assert frame.columns == [*BAR_COLUMNS, "adj_close"]
     assert frame["ts"].to_list() == [utc(2024, 1, 1), utc(2024, 1, 2), utc(2024, 1, 3)]
     assert frame["adj_close"].to_list() == [9.0, 9.0, None]
     assert has_note(notes, "not in (asset, ts) order")
-    assert all(n.startswith(a) or n.startswith(b) or "order" in n for n in notes)
+    assert all(n.startswith((a, b)) or "order" in n for n in notes)
 
 
 def test_duplicate_across_files_names_both(tmp_path):
-    a = write(tmp_path, "A1.csv", "date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,3\n2024-01-02,1,2,0.5,1.5,3\n")
-    b = write(tmp_path, "A2.csv", "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,3\n2024-01-03,1,2,0.5,1.5,3\n")
+    a = write(tmp_path, "A1.csv", "date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,3\n"
+                                  "2024-01-02,1,2,0.5,1.5,3\n")
+    b = write(tmp_path, "A2.csv", "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,3\n"
+                                  "2024-01-03,1,2,0.5,1.5,3\n")
     err = rejected([a, b], asset="A")
     assert (err.rule, err.file, err.row) == ("duplicate-timestamp", b, 2)
     assert a in str(err) and b in str(err) and "row 3" in str(err)

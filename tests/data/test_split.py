@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_walk_forward_folds_expand_and_never_overlap_their_test():
     assert [f.name for f in folds] == ["fold0", "fold1", "fold2", "fold3"]
     assert folds[0].test.start == T0 + 500 * H
     assert folds[-1].test.end == LAST + H
-    for prev, cur in zip(folds, folds[1:]):
+    for prev, cur in itertools.pairwise(folds):
         assert cur.test.start == prev.test.end  # test blocks tile the last half
         assert cur.train.end > prev.train.end  # expanding window
     for f in folds:

@@ -4,7 +4,7 @@ row-level checks on frames (first violation by row order, duplicates in any orde
 from __future__ import annotations
 
 import pathlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -62,7 +62,8 @@ def test_corpus_file_rejected_with_its_rule(name):
 
 def test_corpus_messages_show_the_offending_value():
     messages = {}
-    for name in ("unparseable-number.csv", "unparseable-timestamp.csv", "mixed-timezone.csv", "duplicate-timestamp.csv"):
+    names = ("unparseable-number.csv", "unparseable-timestamp.csv", "mixed-timezone.csv", "duplicate-timestamp.csv")
+    for name in names:
         with pytest.raises(InvalidInput) as info:
             read_all([str(CORPUS / name)], SourceOptions())
         messages[name] = str(info.value)
@@ -74,7 +75,7 @@ def test_corpus_messages_show_the_offending_value():
 
 # ----------------------------------------------------------------------------- frames
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def bars(rows: list[tuple], *, row_offset: int = 2) -> pl.DataFrame:
@@ -91,7 +92,7 @@ GOOD = ("A", 0, 10.0, 11.0, 9.0, 10.5, 100.0)
 
 
 def row(minute: int, **change) -> tuple:
-    base = dict(zip(("asset", "m", "o", "h", "lo", "c", "v"), GOOD))
+    base = dict(zip(("asset", "m", "o", "h", "lo", "c", "v"), GOOD, strict=True))
     base["m"] = minute
     base.update(change)
     return tuple(base.values())
@@ -101,9 +102,11 @@ def rule_of(frame: pl.DataFrame) -> tuple[str, int, str | None] | None:
     try:
         validate.check_bars(frame, file="f.csv")
     except InvalidInput as e:
-        assert e.file == "f.csv" and e.fix
-        return e.rule, e.row, e.column
-    return None
+        err = e
+    else:
+        return None
+    assert err.file == "f.csv" and err.fix
+    return err.rule, err.row, err.column
 
 
 def test_valid_frame_passes():
@@ -112,7 +115,7 @@ def test_valid_frame_passes():
 
 
 @pytest.mark.parametrize(
-    "change, expected",
+    ("change", "expected"),
     [
         ({"o": 0.0}, ("non-positive-price", "open")),
         ({"lo": -1.0}, ("non-positive-price", "low")),
@@ -134,7 +137,8 @@ def test_each_rule(change, expected):
 
 
 def test_null_timestamp():
-    frame = bars([row(0), row(1)]).with_columns(pl.when(pl.col("__row") == 3).then(None).otherwise(pl.col("ts")).alias("ts"))
+    null_at_row_3 = pl.when(pl.col("__row") == 3).then(None).otherwise(pl.col("ts"))
+    frame = bars([row(0), row(1)]).with_columns(null_at_row_3.alias("ts"))
     assert rule_of(frame) == ("unparseable-timestamp", 3, "ts")
 
 
@@ -159,7 +163,7 @@ def test_duplicates_found_in_any_order(layout):
     elif layout == "shuffled":
         rows = rows[7:] + rows[:7]
     assert rule_of(bars(rows)) is None
-    dup_rows = rows[:9] + [row(3, asset="B")] + rows[9:]
+    dup_rows = [*rows[:9], row(3, asset="B"), *rows[9:]]
     with pytest.raises(InvalidInput) as info:
         validate.check_bars(bars(dup_rows), file="f.csv")
     err = info.value

@@ -14,9 +14,8 @@ from strates.data.config import Config, MacroSource
 from strates.data.ingest import load_bars, run
 from strates.data.macro import asof_join, read_macro_file, seen_values
 from strates.data.schema import BAR_SCHEMA, MACRO_SCHEMA
+
 from files import utc, write  # tests/support
-
-
 
 # Q4 2023 first released 2024-01-25 (100.0), revised 2024-02-28 (100.5), then again 2024-05-10 (101.0),
 # after Q1 2024 was first released (2024-04-25, 200.0); Q1 revised 2024-05-30 (201.0).
@@ -48,7 +47,7 @@ def bars_at(times: list[datetime]) -> pl.DataFrame:
     return pl.DataFrame([("A", t, 1.0, 1.0, 1.0, 1.0, 1.0) for t in times], schema=BAR_SCHEMA, orient="row")
 
 
-@pytest.mark.parametrize("layout, text", [("long", LONG), ("wide", WIDE)])
+@pytest.mark.parametrize(("layout", "text"), [("long", LONG), ("wide", WIDE)])
 def test_a_revision_is_not_seen_before_its_vintage_date(tmp_path, layout, text):
     read = read_macro_file(write(tmp_path, "GDPC1.csv", text))
     assert read.frame.schema == pl.Schema(MACRO_SCHEMA)
@@ -87,8 +86,8 @@ def test_vintage_join_matches_a_brute_force_reference():
     for k in range(12):  # 12 monthly observations, each released after its month and revised up to 3 times
         observed = utc(2020, 1, 1) + timedelta(days=30 * k)
         first = observed + timedelta(days=int(rng.integers(25, 60)))
-        for r in range(int(rng.integers(1, 4))):
-            rows.append(("S", observed, first + timedelta(days=int(rng.integers(0, 200)) * (r > 0)), float(k * 10 + r)))
+        rows += [("S", observed, first + timedelta(days=int(rng.integers(0, 200)) * (r > 0)), float(k * 10 + r))
+                 for r in range(int(rng.integers(1, 4)))]
     macro = pl.DataFrame(rows, schema=MACRO_SCHEMA, orient="row").unique(["observed", "available"])
     times = [utc(2020, 1, 1) + timedelta(days=d, hours=12) for d in range(0, 700, 3)]
     out = asof_join(bars_at(times), macro)

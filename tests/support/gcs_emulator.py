@@ -55,10 +55,10 @@ class GcsEmulator:
             try:
                 urllib.request.urlopen(f"{self.endpoint}/storage/v1/b", timeout=1).read()
                 break
-            except OSError:
+            except OSError as err:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.__exit__()
-                    raise RuntimeError(f"fake-gcs-server did not start on {self.endpoint}")
+                    raise RuntimeError(f"fake-gcs-server did not start on {self.endpoint}") from err
                 time.sleep(0.05)
         os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
         import gcsfs
