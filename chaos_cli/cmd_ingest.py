@@ -13,64 +13,77 @@ from chaos_cli.options import ForceOpt, JsonOpt, WorkspaceOpt, env_from
 from chaos_cli.output import print_stage_result
 
 
+SourceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--source", "-s",
+                 help="CSV/Parquet/JSON file or folder (repeatable; local or gs://). Without it: the embedded dataset."),
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto, csv, parquet, bybit-json or binance-csv.")]
+TsColumnOpt = Annotated[str | None, typer.Option("--ts-column", help="Timestamp column, when detection cannot decide.")]
+AssetOpt = Annotated[str | None, typer.Option("--asset", help="Asset name for single-asset files (default: file name).")]
+TzOpt = Annotated[str | None, typer.Option("--tz", help="Timezone of naive timestamps (default UTC), e.g. America/New_York.")]
+KeepExtraOpt = Annotated[bool, typer.Option("--keep-extra", help="Keep extra numeric columns such as 'Adj Close'.")]
+MacroOpt = Annotated[
+    list[str] | None,
+    typer.Option("--macro", help="FRED, ALFRED vintage or CFTC COT CSV, optionally PATH@LAG (e.g. cpi.csv@45d); "
+                                 "repeatable."),
+]
+CotMarketOpt = Annotated[str | None, typer.Option("--cot-market", help="COT market name (substring) or code.")]
+SplitOpt = Annotated[
+    str, typer.Option("--split", help="Shares 0.7,0.15,0.15; dates VAL_START,TEST_START; or walk-forward:K[,SHARE]."),
+]
+CalendarOpt = Annotated[
+    str, typer.Option("--calendar", help="Bar calendar: auto (measured from the data), 24/7 or weekdays."),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the embedded dataset (no --source).")]
+
+
+def ingest_config(*, source: list[str] | None, format: str = "auto", ts_column: str | None = None,
+                  asset: str | None = None, tz: str | None = None, keep_extra: bool = False,
+                  macro: list[str] | None = None, cot_market: str | None = None, split: str = "0.7,0.15,0.15",
+                  calendar: str = "auto", seed: int | None = None):
+    """The ingest config the shared ingest options describe (`chaos ingest` and `chaos run`)."""
+    from strates.core.errors import ConfigError
+    from strates.data.config import Config, MacroSource
+    from strates.data.embedded import EmbeddedSpec
+
+    if seed is not None and source:
+        raise ConfigError("--seed sets the embedded dataset, which is not used with --source", fix="drop --seed")
+    return Config(
+        sources=tuple(source or ()), format=format, ts_column=ts_column, asset=asset, tz=tz, keep_extra=keep_extra,
+        macro=tuple(MacroSource.parse(m) for m in macro or ()), cot_market=cot_market, split=split,
+        calendar=None if calendar == "auto" else calendar,
+        embedded=EmbeddedSpec(seed=seed) if seed is not None else None,
+    )
+
+
 def ingest(
     ctx: typer.Context,
-    source: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--source", "-s",
-            help="CSV/Parquet/JSON file or folder (repeatable; local or gs://). Without it: the embedded dataset.",
-        ),
-    ] = None,
-    format: Annotated[
-        str, typer.Option("--format", help="auto, csv, parquet, bybit-json or binance-csv.")
-    ] = "auto",
-    ts_column: Annotated[str | None, typer.Option("--ts-column", help="Timestamp column, when detection cannot decide.")] = None,
-    asset: Annotated[str | None, typer.Option("--asset", help="Asset name for single-asset files (default: file name).")] = None,
-    tz: Annotated[str | None, typer.Option("--tz", help="Timezone of naive timestamps (default UTC), e.g. America/New_York.")] = None,
-    keep_extra: Annotated[bool, typer.Option("--keep-extra", help="Keep extra numeric columns such as 'Adj Close'.")] = False,
-    macro: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--macro", "-m",
-            help="FRED, ALFRED vintage or CFTC COT CSV, optionally PATH@LAG (e.g. cpi.csv@45d); repeatable.",
-        ),
-    ] = None,
-    cot_market: Annotated[str | None, typer.Option("--cot-market", help="COT market name (substring) or code.")] = None,
-    split: Annotated[
-        str,
-        typer.Option("--split", help="Shares 0.7,0.15,0.15; dates VAL_START,TEST_START; or walk-forward:K[,SHARE]."),
-    ] = "0.7,0.15,0.15",
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the embedded dataset (no --source).")] = None,
+    source: SourceOpt = None,
+    format: FormatOpt = "auto",
+    ts_column: TsColumnOpt = None,
+    asset: AssetOpt = None,
+    tz: TzOpt = None,
+    keep_extra: KeepExtraOpt = False,
+    macro: MacroOpt = None,
+    cot_market: CotMarketOpt = None,
+    split: SplitOpt = "0.7,0.15,0.15",
+    calendar: CalendarOpt = "auto",
+    seed: SeedOpt = None,
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Validate bars, join macro series as-of, split in time, and write a dataset artifact."""
-    from strates.core.errors import ConfigError
-    from strates.data.config import Config, MacroSource
-    from strates.data.embedded import EmbeddedSpec
+    from strates.data.artifact import read, tables
     from strates.data.ingest import run
 
     env = env_from(ctx, workspace, json_)
-    if seed is not None and source:
-        raise ConfigError("--seed sets the embedded dataset, which is not used with --source", fix="drop --seed")
-    config = Config(
-        sources=tuple(source or ()),
-        format=format,
-        ts_column=ts_column,
-        asset=asset,
-        tz=tz,
-        keep_extra=keep_extra,
-        macro=tuple(MacroSource.parse(m) for m in macro or ()),
-        cot_market=cot_market,
-        split=split,
-        embedded=EmbeddedSpec(seed=seed) if seed is not None else None,
-    )
+    config = ingest_config(source=source, format=format, ts_column=ts_column, asset=asset, tz=tz,
+                           keep_extra=keep_extra, macro=macro, cot_market=cot_market, split=split, calendar=calendar,
+                           seed=seed)
     ws = env.workspace_obj()
     result = run(config, ws, force=force, reporter=env.reporter())
-    from strates.data.artifact import read, tables
-
     extra = {"id": result.manifest.id, "summary": result.manifest.to_json()["summary"]} if env.json else {}
     print_stage_result(env, ws, result, tables(read(result.manifest)), verb="wrote",
                        next_hint=f"chaos tokenize --dataset {result.manifest.id}", **extra)

@@ -6,42 +6,91 @@ from typing import Annotated
 
 import typer
 
+from chaos_cli.cmd_ingest import (
+    AssetOpt, CalendarOpt, FormatOpt, KeepExtraOpt, MacroOpt, SeedOpt, SourceOpt, SplitOpt, TsColumnOpt, TzOpt,
+    ingest_config,
+)
 from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, WorkspaceOpt, env_from
 from chaos_cli.output import print_json
+
+RunSetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override one stage's config: KIND.section.field=value, KIND one of tokenizer, jepa, "
+                               "cfm, agent, multiverse, report (repeatable)."),
+]
+
+
+def stage_overrides(items: list[str] | None) -> dict[str, list[str]]:
+    """`--set jepa.train.steps=10` -> {"jepa": ["train.steps=10"]}; an unknown stage is a ConfigError."""
+    from strates.core.errors import ConfigError
+    from strates.pipeline import STAGES
+
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        kind, _, rest = item.partition(".")
+        if kind not in STAGES[1:] or not rest:
+            raise ConfigError(f"--set {item!r} does not start with a stage", field="set",
+                              fix=f"write KIND.section.field=value with KIND one of {', '.join(STAGES[1:])}, "
+                                  "e.g. --set jepa.train.steps=200")
+        out.setdefault(kind, []).append(rest)
+    return out
 
 
 def run(
     ctx: typer.Context,
     preset: PresetOpt = None,
+    set_: RunSetOpt = None,
+    source: SourceOpt = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Start from this dataset (reference) instead of ingesting.")
+    ] = None,
+    format: FormatOpt = "auto",
+    ts_column: TsColumnOpt = None,
+    asset: AssetOpt = None,
+    tz: TzOpt = None,
+    keep_extra: KeepExtraOpt = False,
+    macro: MacroOpt = None,
+    split: SplitOpt = "0.7,0.15,0.15",
+    calendar: CalendarOpt = "auto",
+    seed: SeedOpt = None,
     universes: Annotated[int | None, typer.Option("--universes", "-m", help="M universes for Multiverse Crossing.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the embedded dataset.")] = None,
+    fit: Annotated[
+        bool, typer.Option("--fit/--no-fit", help="Shrink windows too long for a short history (and say so).")
+    ] = True,
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """ingest → tokenize → train-jepa → train-cfm → train-agent → multiverse → report, on the embedded data."""
-    from strates.data.config import Config as IngestConfig
-    from strates.data.embedded import EmbeddedSpec
+    """ingest → tokenize → train-jepa → train-cfm → train-agent → multiverse → report: on the embedded data, your
+    files (--source) or an existing dataset (--dataset)."""
+    from strates.core.errors import ConfigError
     from strates.pipeline import run as pipeline
 
     env = env_from(ctx, workspace, json_)
+    ingest_given = bool(source or macro or seed is not None or split != "0.7,0.15,0.15" or calendar != "auto"
+                        or tz or ts_column or asset or keep_extra or format != "auto")
+    if dataset is not None and ingest_given:
+        raise ConfigError("--dataset starts from an existing dataset; the ingest options describe a new one",
+                          fix="drop --dataset, or drop --source/--macro/--split/--calendar/--tz/--seed")
+    config = ingest_config(source=source, format=format, ts_column=ts_column, asset=asset, tz=tz,
+                           keep_extra=keep_extra, macro=macro, split=split, calendar=calendar, seed=seed)
     ws = env.workspace_obj()
-    ingest = IngestConfig(embedded=EmbeddedSpec(seed=seed)) if seed is not None else None
-    steps = pipeline(ws, presets=preset, force=force, universes=universes, ingest_config=ingest,
-                     reporter=env.reporter())
+    adapted = []
+    steps = pipeline(ws, presets=preset, force=force, universes=universes, ingest_config=config, dataset=dataset,
+                     overrides=stage_overrides(set_), fit=fit, reporter=env.reporter(), on_adapt=adapted.append)
     report = steps[-1]
-    stage, aid = report.ref.split("/")
-    html = ws.uri(stage, aid, "report.html")
+    html = ws.uri(report.ref, "report.html")
     if env.json:
-        print_json({"ok": True, "stages": [s.__dict__ for s in steps], "report": html})
+        print_json({"ok": True, "stages": [s.__dict__ for s in steps], "report": html,
+                    "adapted": [a.__dict__ for a in adapted]})
         return
-    from rich.table import Table
+    from strates.core.table import table
 
-    table = Table(title="chaos run", title_justify="left")
-    for col in ("stage", "artifact", "", "seconds"):
-        table.add_column(col, justify="right" if col == "seconds" else "left")
-    for s in steps:
-        table.add_row(s.stage, s.ref, "reused" if s.reused else "built", f"{s.seconds:.1f}")
-    env.stdout.print(table)
+    from chaos_cli.output import print_tables
+
+    rows = [(s.stage, s.ref, "reused" if s.reused else "built", f"{s.seconds:.1f}") for s in steps]
+    print_tables(env, [table(("stage", "artifact", "", "seconds"), rows, left=3, title="chaos run")])
+    for a in adapted:
+        env.stdout.print(f"fitted to the data: {a.kind} --set {a.override} ({a.reason})", highlight=False)
     env.stdout.print(f"report: {html}", highlight=False)
     env.stdout.print(f"next: open {html}", highlight=False)

@@ -2,81 +2,149 @@
 are unchanged (the artifact id is a hash of both), each fed the exact artifact the stage
 before it produced (not `latest`).
 
-ingest (embedded data unless a source is given) -> tokenize -> train-jepa -> train-cfm ->
-train-agent -> multiverse -> report. The same presets apply to every stage (`debug` for
-a quick look, `small` by default).
+dataset (ingest: the embedded data, the user's files, or an existing dataset) -> tokenizer
+-> tokens -> jepa -> cfm -> agent -> multiverse -> report. The same presets apply to every
+stage (`debug` for a quick look, `small` by default); on a short history the window
+lengths are fitted to the data (`fit_windows`), and the run says what it changed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
+from strates.core import artifacts
+from strates.core import stage as template
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace
 
-STAGES = ("ingest", "tokenize", "train-jepa", "train-cfm", "train-agent", "multiverse", "report")
+STAGES = ("dataset", "tokenizer", "tokens", "jepa", "cfm", "agent", "multiverse", "report")
+WINDOWS_PER_PERIOD = 8  # a training window is at most 1/8 of the training bars of the longest asset
 
 
 @dataclasses.dataclass(frozen=True)
 class StageRun:
+    """One stage of a run: its artifact `kind`, the artifact `ref`, whether it was `reused`,
+    and the wall time it took."""
+
     stage: str
     ref: str
     reused: bool
     seconds: float
 
 
-def _config(package, presets: list[str] | None, overrides: list[str] = ()):
-    from strates.core.config import apply_overrides, merge_presets
-
-    default = package.config.DEFAULT_PRESET
-    return apply_overrides(merge_presets(package.Config(), package.PRESETS, presets or [default]), list(overrides))
-
-
-def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False, universes: int | None = None,
-        ingest_config=None, reporter: Reporter | None = None,
-        on_stage: Callable[[StageRun], None] | None = None) -> list[StageRun]:
-    """Run the pipeline in `ws`; returns what each stage did. `force` recomputes every stage."""
+def stages() -> tuple[template.Stage, ...]:
+    """The stage descriptions in pipeline order (imported here so `chaos --help` stays fast)."""
     import strates.agent as agent
     import strates.cfm as cfm
     import strates.fsq as fsq
     import strates.jepa as jepa
     import strates.multiverse as multiverse
     import strates.report as report
+    from strates.data.ingest import STAGE as INGEST
+
+    out = (INGEST, fsq.TOKENIZER_STAGE, fsq.TOKENS_STAGE, jepa.STAGE, cfm.STAGE, agent.STAGE, multiverse.STAGE,
+           report.STAGE)
+    assert tuple(s.kind for s in out) == STAGES
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Adapted:
+    """One setting `fit_windows` changed: the stage `kind`, the `--set` override, and why."""
+
+    kind: str
+    override: str
+    reason: str
+
+
+def _pow2_at_most(n: int) -> int:
+    return 1 << max(n, 1).bit_length() - 1
+
+
+def fit_windows(dataset: artifacts.Manifest, configs: Mapping[str, object], ws: Workspace) -> list[Adapted]:
+    """The window lengths of `configs` ({kind: config}) that do not fit `dataset`'s first
+    training period, shrunk to fit: a training window is at most 1/WINDOWS_PER_PERIOD of the
+    longest asset's training bars (a power of two, so it stays a multiple of the SSD chunk),
+    and never below what the stage needs (the tokenizer's receptive field, the JEPA's
+    context plus horizon). A 20-year daily index (~3,500 training bars) keeps the default
+    256-bar windows; a 5-year one gets 64. Returns what changed, with the reason."""
+    from strates.data.artifact import read
+    from strates.data.ingest import load_bars
+
+    ds = read(dataset)
+    fold = ds.fold()
+    a, b = fold.train.bounds64()
+    per_asset = [int(((t >= a) & (t < b)).sum()) for t in
+                 (part["ts"].dt.replace_time_zone(None).to_numpy()
+                  for part in load_bars(ws, dataset).select("asset", "ts").partition_by("asset"))]
+    longest = max(per_asset, default=0)
+    cap = _pow2_at_most(longest // WINDOWS_PER_PERIOD)
+    out = []
+    for kind, need in (("tokenizer", lambda c: 16), ("jepa", _jepa_need)):
+        config = configs.get(kind)
+        if config is None or config.data.window <= cap:
+            continue
+        window = config.data.window
+        new = max(cap, need(config))
+        if new < window:
+            out.append(Adapted(kind, f"data.window={new}",
+                               f"{longest:,} training bars in the longest asset of fold {fold.name}: a {window}-bar "
+                               f"window fits {longest // window} times, {WINDOWS_PER_PERIOD} wanted"))
+    return out
+
+
+def _jepa_need(config) -> int:
+    """The shortest power-of-two JEPA window: it must exceed context plus horizon."""
+    return 2 * _pow2_at_most(config.loss.ctx_min + config.model.horizon)
+
+
+def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False, universes: int | None = None,
+        ingest_config=None, dataset: str | None = None, overrides: Mapping[str, Sequence[str]] | None = None,
+        fit: bool = True, reporter: Reporter | None = None, on_stage: Callable[[StageRun], None] | None = None,
+        on_adapt: Callable[[Adapted], None] | None = None) -> list[StageRun]:
+    """Run the pipeline in `ws`; returns what each stage did. `force` recomputes every stage.
+
+    The data: `dataset` (a reference to an existing dataset), else `ingest_config` (files or
+    the embedded data; the embedded data by default). `overrides` ({kind: ["a.b=v", ...]})
+    apply after the presets; `universes` sets the multiverse's M. With `fit`, windows too
+    long for the data are shrunk (see `fit_windows`); `on_adapt` hears of each change."""
     from strates.data.config import Config as IngestConfig
-    from strates.data.ingest import run as ingest
 
     rep = reporter or NullReporter()
+    extra = {k: list(v) for k, v in (overrides or {}).items()}
+    if universes is not None:
+        extra.setdefault("multiverse", []).append(f"universes={universes}")
+    all_stages = stages()
     done: list[StageRun] = []
+    previous: artifacts.Manifest | None = None
+    for i, stage in enumerate(all_stages):
+        if i == 0 and dataset is not None:
+            result = template.Result(artifacts.current(artifacts.resolve(ws, dataset, stage="dataset")), True)
+        else:
+            if i == 0:
+                from strates.data.ingest import run as ingest
 
-    def record(stage: str, manifest, reused: bool, t0: float) -> None:
-        step = StageRun(stage, manifest.ref, reused, round(time.perf_counter() - t0, 2))
+                t0 = time.perf_counter()
+                got = ingest(ingest_config or IngestConfig(), ws, force=force, reporter=rep)
+                result = template.Result(got.manifest, got.reused, round(time.perf_counter() - t0, 2))
+            else:
+                config = stage.configure(presets, extra.get(stage.kind, ()))
+                parents = {stage.parents[0]: previous} if previous is not None else None
+                result = template.run(stage, config, ws, parents=parents, force=force, reporter=rep)
+        if i == 0 and fit:
+            sized = {s.kind: s.configure(presets, extra.get(s.kind, ())) for s in all_stages[1:4]}
+            for change in fit_windows(result.manifest, sized, ws):
+                rep.info(f"fitted to the data: {change.kind} {change.override} ({change.reason})")
+                extra.setdefault(change.kind, []).insert(0, change.override)
+                if on_adapt is not None:
+                    on_adapt(change)
+        previous = result.manifest
+        step = StageRun(stage.kind, result.manifest.ref, result.reused, result.seconds)
         done.append(step)
-        rep.info(f"[{len(done)}/{len(STAGES)}] {stage}: {'reused' if reused else 'built'} {step.ref} ({step.seconds} s)")
+        rep.info(f"[{len(done)}/{len(all_stages)}] {stage.kind}: {'reused' if step.reused else 'built'} {step.ref} "
+                 f"({step.seconds} s)")
         if on_stage is not None:
             on_stage(step)
-
-    t0 = time.perf_counter()
-    r = ingest(ingest_config or IngestConfig(), ws, force=force, reporter=rep)
-    record("ingest", r.manifest, r.reused, t0)
-    t0 = time.perf_counter()
-    tok = fsq.run(_config(fsq, presets), ws, dataset=r.manifest.id, force=force, reporter=rep)
-    record("tokenize", tok.tokens, tok.reused_tokens and tok.reused_tokenizer, t0)
-    t0 = time.perf_counter()
-    j = jepa.run(_config(jepa, presets), ws, tokens=tok.tokens.id, force=force, reporter=rep)
-    record("train-jepa", j.manifest, j.reused, t0)
-    t0 = time.perf_counter()
-    c = cfm.run(_config(cfm, presets), ws, jepa=j.manifest.id, force=force, reporter=rep)
-    record("train-cfm", c.manifest, c.reused, t0)
-    t0 = time.perf_counter()
-    a = agent.run(_config(agent, presets), ws, cfm=c.manifest.id, force=force, reporter=rep)
-    record("train-agent", a.manifest, a.reused, t0)
-    t0 = time.perf_counter()
-    extra = [f"universes={universes}"] if universes is not None else []
-    m = multiverse.run(_config(multiverse, presets, extra), ws, agent=a.manifest.id, force=force, reporter=rep)
-    record("multiverse", m.manifest, m.reused, t0)
-    t0 = time.perf_counter()
-    rp = report.run(_config(report, presets), ws, multiverse=m.manifest.id, force=force, reporter=rep)
-    record("report", rp.manifest, rp.reused, t0)
     return done

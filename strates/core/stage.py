@@ -112,7 +112,7 @@ class Stage(Generic[C]):
 
     def configure(self, presets: list[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> C:
         """The config from named presets (the default one when none is named) and `--set` overrides."""
-        names = presets or ([self.default_preset] if self.default_preset else [])
+        names = (presets or ([self.default_preset] if self.default_preset else [])) if self.presets else []
         return apply_overrides(merge_presets(self.config(), self.presets, names), list(overrides))
 
 

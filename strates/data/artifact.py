@@ -153,15 +153,20 @@ def _when(t: dt.datetime) -> str:
 
 
 def split_table(ds: Dataset) -> Table:
-    """Each fold's train / validation / test periods and their bars on the dataset grid."""
+    """Each fold's train / validation / test periods, and about how many bars of the
+    portfolio clock each holds (its length times the measured bars a year)."""
+    year = dt.timedelta(days=365.25)
     rows = []
     for fold in ds.folds:
         for name in PERIODS:
             p: Period = fold.period(name)
-            rows.append((fold.name, name, _when(p.start), _when(p.end), f"{round((p.end - p.start) / ds.interval):,}"))
-    return table(("fold", "period", "start", "end (excl.)", "bars"), rows, left=4,
+            bars = (p.end - p.start) / year * ds.summary.periods_per_year
+            rows.append((fold.name, name, _when(p.start), _when(p.end), f"{bars:,.0f}"))
+    return table(("fold", "period", "start", "end (excl.)", "≈ bars"), rows, left=4,
                  title=f"split {ds.summary.split.spec}",
-                 caption="Boundaries are half-open [start, end) on the dataset's bar grid (UTC).")
+                 caption=f"Boundaries are half-open [start, end) on the dataset's bar grid (UTC); ≈ bars: the "
+                         f"period's length times the {ds.summary.periods_per_year:,.1f} bars a year of the "
+                         f"portfolio clock ({ds.summary.calendar}).")
 
 
 def assets_table(ds: Dataset) -> Table:
@@ -169,7 +174,8 @@ def assets_table(ds: Dataset) -> Table:
     rows = [(name, f"{a.rows:,}", _when(a.start), _when(a.end), a.calendar, f"{a.periods_per_year:,.1f}",
              f"{a.gaps:,}", f"{a.missing_bars:,}", f"{a.closures:,}") for name, a in sorted(ds.summary.assets.items())]
     return table(("asset", "bars", "first", "last", "calendar", "bars/year", "gaps", "missing bars", "closures"),
-                 rows, left=5, title=f"dataset {ds.id}: {ds.summary.n_assets} assets, {ds.summary.interval} bars")
+                 rows, left=5, title=f"dataset {ds.id}: {ds.summary.n_assets} assets, {ds.summary.rows:,} bars every "
+                       f"{ds.summary.interval}, {ds.summary.periods_per_year:,.1f} bars a year ({ds.summary.calendar})")
 
 
 def macro_table(ds: Dataset) -> Table | None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import re
 
+from strates.core.config import coerce_choices
 from strates.core.errors import ConfigError
 from strates.data.embedded import EmbeddedSpec
 from strates.data.split import parse_split
@@ -56,6 +58,14 @@ class SourceFile:
     sha256: str
 
 
+class CalendarKind(enum.StrEnum):
+    """A calendar given instead of measured: every interval a bar (`24/7`), or every
+    interval of Monday to Friday in the source's timezone (`weekdays`)."""
+
+    ALWAYS = "24/7"
+    WEEKDAYS = "weekdays"
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """`chaos ingest` options. Every field is saved in the dataset manifest."""
@@ -69,11 +79,13 @@ class Config:
     macro: tuple[MacroSource, ...] = ()
     cot_market: str | None = None
     split: str = "0.7,0.15,0.15"
+    calendar: CalendarKind | None = None  # None: measured from the data (strates.data.calendars)
     embedded: EmbeddedSpec | None = None
     # filled in by resolve(): the files behind `sources`, with content hashes
     files: tuple[SourceFile, ...] = ()
 
     def __post_init__(self):
+        coerce_choices(self)
         if self.format not in FORMATS:
             raise ConfigError(
                 f"unknown format {self.format!r}", fix=f"use one of: {', '.join(FORMATS)}", field="format"

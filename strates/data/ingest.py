@@ -163,11 +163,12 @@ def _build(job: stage.Job[Config]) -> stage.Output:
 
         interval = detect_interval(bars)
         tz = config.tz or "UTC"
-        clocks = calendars.measure_all(bars, interval, tz=tz)
+        clocks = calendars.measure_all(bars, interval, tz=tz, calendar=config.calendar)
         first, last = bars["ts"].min(), bars["ts"].max()
         folds = make_folds(config.split, first=first, last=last, interval=interval)
         train = folds[0].train
-        portfolio = calendars.union_clock(bars, interval, tz=tz, start=train.start, end=train.end)
+        portfolio = calendars.union_clock(bars, interval, tz=tz, start=train.start, end=train.end,
+                                          calendar=config.calendar)
         clock_notes = calendar_notes(clocks)
         notes.extend(clock_notes)
         gaps = pl.concat([c.gaps for c in clocks.values()])
