@@ -12,16 +12,19 @@ import typer
 from chaos_cli.options import ForceOpt, JsonOpt, WorkspaceOpt, env_from
 from chaos_cli.output import print_stage_result
 
-
 SourceOpt = Annotated[
     list[str] | None,
     typer.Option("--source", "-s",
-                 help="CSV/Parquet/JSON file or folder (repeatable; local or gs://). Without it: the embedded dataset."),
+                 help="CSV/Parquet/JSON file or folder (repeatable; local or gs://). "
+                      "Without it: the embedded dataset."),
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="auto, csv, parquet, bybit-json or binance-csv.")]
-TsColumnOpt = Annotated[str | None, typer.Option("--ts-column", help="Timestamp column, when detection cannot decide.")]
-AssetOpt = Annotated[str | None, typer.Option("--asset", help="Asset name for single-asset files (default: file name).")]
-TzOpt = Annotated[str | None, typer.Option("--tz", help="Timezone of naive timestamps (default UTC), e.g. America/New_York.")]
+TsColumnOpt = Annotated[
+    str | None, typer.Option("--ts-column", help="Timestamp column, when detection cannot decide.")]
+AssetOpt = Annotated[
+    str | None, typer.Option("--asset", help="Asset name for single-asset files (default: file name).")]
+TzOpt = Annotated[
+    str | None, typer.Option("--tz", help="Timezone of naive timestamps (default UTC), e.g. America/New_York.")]
 KeepExtraOpt = Annotated[bool, typer.Option("--keep-extra", help="Keep extra numeric columns such as 'Adj Close'.")]
 MacroOpt = Annotated[
     list[str] | None,

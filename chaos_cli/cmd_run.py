@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from chaos_cli.cmd_ingest import (
-    AssetOpt, CalendarOpt, FormatOpt, KeepExtraOpt, MacroOpt, SeedOpt, SourceOpt, SplitOpt, TsColumnOpt, TzOpt,
+    AssetOpt,
+    CalendarOpt,
+    FormatOpt,
+    KeepExtraOpt,
+    MacroOpt,
+    SeedOpt,
+    SourceOpt,
+    SplitOpt,
+    TsColumnOpt,
+    TzOpt,
     ingest_config,
 )
 from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, WorkspaceOpt, env_from
@@ -53,7 +62,8 @@ def run(
     split: SplitOpt = "0.7,0.15,0.15",
     calendar: CalendarOpt = "auto",
     seed: SeedOpt = None,
-    universes: Annotated[int | None, typer.Option("--universes", "-m", help="M universes for Multiverse Crossing.")] = None,
+    universes: Annotated[
+        int | None, typer.Option("--universes", "-m", help="M universes for Multiverse Crossing.")] = None,
     fit: Annotated[
         bool, typer.Option("--fit/--no-fit", help="Shrink windows too long for a short history (and say so).")
     ] = True,
@@ -84,9 +94,8 @@ def run(
         print_json({"ok": True, "stages": [s.__dict__ for s in steps], "report": html,
                     "adapted": [a.__dict__ for a in adapted]})
         return
-    from strates.core.table import table
-
     from chaos_cli.output import print_tables
+    from strates.core.table import table
 
     rows = [(s.stage, s.ref, "reused" if s.reused else "built", f"{s.seconds:.1f}") for s in steps]
     print_tables(env, [table(("stage", "artifact", "", "seconds"), rows, left=3, title="chaos run")])

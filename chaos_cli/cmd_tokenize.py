@@ -12,7 +12,8 @@ from chaos_cli.output import print_json, print_tables
 
 def tokenize(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset reference (latest, id or prefix).")] = "latest",
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Dataset reference (latest, id or prefix).")] = "latest",
     tokenizer: Annotated[
         str | None, typer.Option("--tokenizer", "-t", help="Reuse this tokenizer instead of training one.")
     ] = None,

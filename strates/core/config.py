@@ -16,12 +16,9 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from strates.core.errors import ConfigError
-
-C = TypeVar("C")
-E = TypeVar("E", bound=enum.Enum)
 
 
 def to_dict(value: Any) -> Any:
@@ -49,7 +46,7 @@ def to_dict(value: Any) -> Any:
     return value
 
 
-def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+def from_dict[C](cls: type[C], data: Mapping[str, Any]) -> C:
     """Rebuild a (nested) config dataclass from `to_dict` output; unknown keys are errors."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -81,7 +78,7 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         return {k: _coerce(inner, v, f"{name}.{k}") for k, v in value.items()}
     if origin is tuple and isinstance(value, (list, tuple)):
         args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis or len(args) == 1:
+        if (len(args) == 2 and args[1] is Ellipsis) or len(args) == 1:
             return tuple(_coerce(args[0], v, name) for v in value)
         if args and len(args) == len(value):
             return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
@@ -93,7 +90,7 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     return value
 
 
-def choice(kind: type[E], value: Any, field: str) -> E:
+def choice[E: enum.Enum](kind: type[E], value: Any, field: str) -> E:
     """`value` as a member of the enum `kind` (a `StrEnum` of the valid choices); anything
     else is a ConfigError (exit 2) that lists the valid values."""
     if isinstance(value, kind):
@@ -128,7 +125,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(config: C, overrides: Iterable[str]) -> C:
+def apply_overrides[C](config: C, overrides: Iterable[str]) -> C:
     """Return `config` with `section.field=value` overrides applied (nested dataclasses).
 
     All overrides are applied together, so a combination that is only valid as a whole
@@ -146,7 +143,7 @@ def apply_overrides(config: C, overrides: Iterable[str]) -> C:
     return _apply(config, updates)
 
 
-def merge_presets(base: C, presets: Mapping[str, Mapping[str, Any]], names: Iterable[str]) -> C:
+def merge_presets[C](base: C, presets: Mapping[str, Mapping[str, Any]], names: Iterable[str]) -> C:
     """Apply named presets in order (later ones win); each is a dict of dotted overrides."""
     config = base
     for name in names:
@@ -158,7 +155,7 @@ def merge_presets(base: C, presets: Mapping[str, Mapping[str, Any]], names: Iter
     return config
 
 
-def _apply(config: C, updates: Mapping[str, Any]) -> C:
+def _apply[C](config: C, updates: Mapping[str, Any]) -> C:
     nested: dict[str, Any] = {}
     for key, value in updates.items():
         node = nested

@@ -27,15 +27,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from strates.core import artifacts
 from strates.core.config import apply_overrides, merge_presets, to_dict
 from strates.core.errors import ConfigError
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace
-
-C = TypeVar("C")
 
 Ranges = Mapping[str, Mapping[str, Any]]
 
@@ -54,7 +52,7 @@ class Output:
 
 
 @dataclasses.dataclass
-class Job(Generic[C]):
+class Job[C]:
     """What a `build` works with: the workspace, the resolved config, the parent manifests
     by kind (the whole declared lineage), the writer of its own artifact and the reporter."""
 
@@ -90,7 +88,7 @@ class Job(Generic[C]):
 
 
 @dataclasses.dataclass(frozen=True)
-class Stage(Generic[C]):
+class Stage[C]:
     """A stage: `kind` (its artifact folder, e.g. `jepa`), `command` (the CLI command that
     runs it), `parents` (parent kinds; the first ones are given, the rest follow from
     lineage), its `Config` class with `presets` and the `default_preset`, and `build`.
@@ -141,7 +139,8 @@ def lineage(stage: Stage, given: Mapping[str, artifacts.Manifest], ws: Workspace
                 break
         else:
             raise ConfigError(
-                f"{stage.command} needs a {kind} artifact and none of {', '.join(sorted(given)) or 'its inputs'} names one",
+                f"{stage.command} needs a {kind} artifact and none of "
+                f"{', '.join(sorted(given)) or 'its inputs'} names one",
                 fix=f"pass the {kind} artifact explicitly",
             )
     return {kind: out[kind] for kind in stage.parents}
@@ -165,7 +164,7 @@ def resolve_parents(stage: Stage, ws: Workspace, refs: Mapping[str, str | artifa
     return {kind: artifacts.current(m) for kind, m in lineage(stage, given, ws).items()}
 
 
-def run(stage: Stage[C], config: C, ws: Workspace, *, parents: Mapping[str, str | artifacts.Manifest] | None = None,
+def run[C](stage: Stage[C], config: C, ws: Workspace, *, parents: Mapping[str, str | artifacts.Manifest] | None = None,
         force: bool = False, reporter: Reporter | None = None,
         before_manifest: Callable[[], None] | None = None) -> Result:
     """Run `stage` on `config` with `parents` ({kind: reference or manifest}; by default

@@ -192,7 +192,8 @@ def macro_table(ds: Dataset) -> Table | None:
              f"{m.observations:,}", m.first_observed.strftime("%Y-%m-%d"), m.last_observed.strftime("%Y-%m-%d"), lag(m))
             for name, m in sorted(ds.summary.macro.items())]
     return table(("series", "release time set by", "revisions may leak", "observations", "first observed",
-                  "last observed", "release lag"), rows, left=3, wrap=1, title="macro series, joined at their release time",
+                  "last observed", "release lag"), rows, left=3, wrap=1,
+                 title="macro series, joined at their release time",
                  caption="Release lag: first release after the observation date. A series whose revisions may leak "
                          "holds latest-vintage values; pass ALFRED vintage files for real-time values.")
 

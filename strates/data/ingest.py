@@ -10,11 +10,12 @@ keys: `strates.data.summary`).
 
 Files of a dataset artifact:
 
-| file | content |
-| ---- | ------- |
-| `bars.parquet` | bars sorted by (asset, ts): `asset, ts, open, high, low, close, volume`, kept extras, then `macro_<series>` columns |
-| `macro.parquet` | the raw macro observations (`series, observed, available, value`; one row per vintage for vintage files), when there are any |
-| `gaps.parquet` | gaps against each asset's calendar (`asset, after, before, missing_bars`; closures such as holidays are not gaps), when there are any |
+- `bars.parquet`: bars sorted by (asset, ts): `asset, ts, open, high, low, close, volume`,
+  kept extras, then `macro_<series>` columns.
+- `macro.parquet`: the raw macro observations (`series, observed, available, value`; one
+  row per vintage for vintage files), when there are any.
+- `gaps.parquet`: gaps against each asset's calendar (`asset, after, before,
+  missing_bars`; closures such as holidays are not gaps), when there are any.
 """
 
 from __future__ import annotations
@@ -235,9 +236,9 @@ def _read(config: Config, rep: Reporter):
         format=config.format, ts_column=config.ts_column, asset=config.asset, tz=config.tz,
         keep_extra=config.keep_extra,
     )
-    with rep.task(f"reading and validating {len(config.files)} file(s)"):
-        with _local_copies([f.path for f in config.files]) as (local, back):
-            bars, read_notes = sources.read_all(local, options)
+    with (rep.task(f"reading and validating {len(config.files)} file(s)"),
+          _local_copies([f.path for f in config.files]) as (local, back)):
+        bars, read_notes = sources.read_all(local, options)
     notes.extend(_rename(n, back) for n in read_notes)
     macro_frames, macro_info = [], {}
     for src in config.macro:
@@ -309,4 +310,4 @@ def load_bars(ws: Workspace, manifest: artifacts.Manifest):
     return pl.read_parquet(io.BytesIO(ws.read_bytes(f"{manifest.stage}/{manifest.id}/bars.parquet")))
 
 
-__all__ = ["Config", "MacroSource", "Result", "STAGE", "run", "resolve", "load_bars"]
+__all__ = ["STAGE", "Config", "MacroSource", "Result", "load_bars", "resolve", "run"]

@@ -9,4 +9,4 @@ normalisation, `model.py` and `quantize.py` for the model.
 from strates.fsq.config import PRESETS, Config
 from strates.fsq.stage import TOKENIZER_STAGE, TOKENS_STAGE, run
 
-__all__ = ["Config", "PRESETS", "TOKENIZER_STAGE", "TOKENS_STAGE", "run"]
+__all__ = ["PRESETS", "TOKENIZER_STAGE", "TOKENS_STAGE", "Config", "run"]

@@ -60,7 +60,8 @@ class LossConfig:
     def __post_init__(self):
         if self.usage_weight < 0 or self.temperature <= 0:
             raise ConfigError(
-                f"loss.usage_weight must be >= 0 and loss.temperature > 0, got {self.usage_weight} and {self.temperature}",
+                f"loss.usage_weight must be >= 0 and loss.temperature > 0, "
+                f"got {self.usage_weight} and {self.temperature}",
                 field="loss",
             )
 

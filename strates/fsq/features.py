@@ -33,8 +33,8 @@ def raw_features(bars, *, volume_window: int = 24):
     """`bars` sorted by (asset, ts) -> polars DataFrame `asset, ts, *FEATURES` (Float64)."""
     import polars as pl
 
-    o, h, l, c, v = (pl.col(n) for n in ("open", "high", "low", "close", "volume"))
-    rng = h - l
+    o, h, lo, c, v = (pl.col(n) for n in ("open", "high", "low", "close", "volume"))
+    rng = h - lo
     safe = pl.when(rng > 0).then(rng).otherwise(None)
     prev_close = c.shift(1).over("asset")
     trailing = v.shift(1).rolling_mean(volume_window, min_samples=1).over("asset")
@@ -42,10 +42,10 @@ def raw_features(bars, *, volume_window: int = 24):
         "asset",
         "ts",
         (c / pl.coalesce(prev_close, o)).log().alias("ret"),
-        (h / l).log().alias("log_range"),
+        (h / lo).log().alias("log_range"),
         ((c - o) / safe).fill_null(0.0).alias("body"),
         ((h - pl.max_horizontal(o, c)) / safe).fill_null(0.0).alias("upper_wick"),
-        ((pl.min_horizontal(o, c) - l) / safe).fill_null(0.0).alias("lower_wick"),
+        ((pl.min_horizontal(o, c) - lo) / safe).fill_null(0.0).alias("lower_wick"),
         ((v + 1.0) / (trailing + 1.0)).log().fill_null(0.0).alias("rel_volume"),
     )
 

@@ -3,10 +3,11 @@ then write every bar's code as a `tokens` artifact.
 
 Artifacts:
 
-| stage | parents | files |
-| ----- | ------- | ----- |
-| `tokenizer` | dataset | `checkpoints/` (Orbax: params and optimizer state per saved step), `normalizer.json` |
-| `tokens` | dataset, tokenizer | `tokens.parquet` (`asset, ts, code`, then the normalised features `f_<name>`), `codebook.parquet` (`code, c0..c{d-1}`: each code's FSQ level vector in [-1, 1]) |
+- `tokenizer` (parent: dataset): `checkpoints/` (Orbax: params and optimizer state per
+  saved step), `normalizer.json`.
+- `tokens` (parents: tokenizer, dataset): `tokens.parquet` (`asset, ts, code`, then the
+  normalised features `f_<name>`), `codebook.parquet` (`code, c0..c{d-1}`: each code's FSQ
+  level vector in [-1, 1]).
 
 The tokenizer manifest records the time range it was fitted on; reusing a tokenizer on
 another dataset fails loudly if that range reaches into the new dataset's test period.
@@ -84,7 +85,8 @@ def _build_tokenizer(job: template.Job[Config]) -> template.Output:
     if result.restored_from is not None:
         rep.info(f"resumed from the checkpoint at step {result.restored_from}")
     encode = make_encoder(graphdef)
-    metrics: dict[str, Any] = {"steps": result.step, "final_loss": result.history[-1]["loss"] if result.history else None}
+    metrics: dict[str, Any] = {"steps": result.step,
+                               "final_loss": result.history[-1]["loss"] if result.history else None}
     with rep.task("measuring codebook use and reconstruction"):
         per_period = _period_split(series, lambda x: encode(result.params, x),
                                    {"train": train, "validation": fold.validation}, codebook=config.model.codebook_size)
@@ -210,4 +212,4 @@ def load_tokens(ws: Workspace, manifest: artifacts.Manifest):
     return token_table(ws, manifest)
 
 
-__all__ = ["Result", "run", "load_tokens", "TOKENIZER", "TOKENS", "TOKENIZER_STAGE", "TOKENS_STAGE", "TokensConfig"]
+__all__ = ["TOKENIZER", "TOKENIZER_STAGE", "TOKENS", "TOKENS_STAGE", "Result", "TokensConfig", "load_tokens", "run"]

@@ -144,7 +144,7 @@ def period_metrics(codes: np.ndarray, x: np.ndarray, x_hat: np.ndarray, *, codeb
     err = ((x - x_hat) ** 2).sum(axis=0)
     sst = ((x - x.mean(axis=0)) ** 2).sum(axis=0)
     return PeriodMetrics(
-        bars=int(len(codes)),
+        bars=len(codes),
         codes_used=int((counts > 0).sum()),
         utilization=float((counts > 0).mean()),
         perplexity=float(np.exp(-(p * np.log(p)).sum())),

@@ -21,7 +21,8 @@ def test_features_are_causal_and_well_defined():
     assert feats.select(pl.all().exclude("asset", "ts").is_finite().all()).row(0) == (True,) * len(FEATURES)
     cut = bars["ts"].sort()[150]
     changed = bars.with_columns(
-        [pl.when(pl.col("ts") > cut).then(pl.col(c) * 1.7).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low", "close", "volume")]
+        [pl.when(pl.col("ts") > cut).then(pl.col(c) * 1.7).otherwise(pl.col(c)).alias(c)
+         for c in ("open", "high", "low", "close", "volume")]
     )
     before = raw_features(bars).filter(pl.col("ts") <= cut)
     after = raw_features(changed).filter(pl.col("ts") <= cut)
@@ -38,7 +39,8 @@ def test_normalizer_sees_only_the_training_period():
     start, end = feats["ts"].min(), feats["ts"].sort()[200]
     norm = Normalizer.fit(feats, start=start, end=end)
     # wild values after `end` do not move the statistics
-    wild = feats.with_columns(pl.when(pl.col("ts") >= end).then(pl.col("ret") * 100).otherwise(pl.col("ret")).alias("ret"))
+    wild = feats.with_columns(
+        pl.when(pl.col("ts") >= end).then(pl.col("ret") * 100).otherwise(pl.col("ret")).alias("ret"))
     assert Normalizer.fit(wild, start=start, end=end) == norm
     train = norm.apply(feats.filter(pl.col("ts") < end).select(FEATURES).to_numpy())
     assert np.allclose(train.mean(axis=0), 0, atol=0.05) and np.allclose(train.std(axis=0), 1, atol=0.05)

@@ -13,7 +13,7 @@ from strates.fsq import model as fsq_model
 from strates.fsq import quantize as fsq
 
 F = 6
-KW = dict(features=F, width=16, depth=3, decoder_depth=2, kernel=3, levels=(8, 8, 4, 4))
+KW = {"features": F, "width": 16, "depth": 3, "decoder_depth": 2, "kernel": 3, "levels": (8, 8, 4, 4)}
 
 
 def _tok(seed=0, **overrides):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
-import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -56,7 +54,7 @@ def test_tokens_align_with_bars_and_codes_are_in_range(tokenized):
 
 
 def test_tokenizer_manifest_metrics_and_fitted_range(tokenized):
-    ws, data, result = tokenized
+    _ws, data, result = tokenized
     tok = result.tokenizer
     fold = data.summary["split"]["folds"][0]
     assert tok.fitted["train"] == {"start": fold["train"]["start"], "end": fold["train"]["end"]}
@@ -79,14 +77,16 @@ def test_same_inputs_are_reused(tokenized):
 
 
 def test_reuse_tokenizer_on_another_dataset_and_leakage_guard(tokenized, tmp_path):
-    ws, data, result = tokenized
+    ws, _data, result = tokenized
     # a later dataset (same generator, other seed) whose test period starts after the fit
-    later = ingest(IngestConfig(embedded=EmbeddedSpec(assets=2, bars=700, seed=5, start="2025-06-01T00:00:00Z")), ws).manifest
+    later_spec = EmbeddedSpec(assets=2, bars=700, seed=5, start="2025-06-01T00:00:00Z")
+    later = ingest(IngestConfig(embedded=later_spec), ws).manifest
     other = run(DEBUG, ws, dataset=later.id, tokenizer=result.tokenizer.id)
     assert other.reused_tokenizer and not other.reused_tokens
     assert other.tokens.parents == {"dataset": later.id, "tokenizer": result.tokenizer.id}
     # an earlier dataset: its test period lies inside the tokenizer's training period -> leak
-    earlier = ingest(IngestConfig(embedded=EmbeddedSpec(assets=2, bars=700, seed=6, start="2023-12-01T00:00:00Z")), ws).manifest
+    earlier_spec = EmbeddedSpec(assets=2, bars=700, seed=6, start="2023-12-01T00:00:00Z")
+    earlier = ingest(IngestConfig(embedded=earlier_spec), ws).manifest
     with pytest.raises(LeakageError, match="after the test period starts"):
         run(DEBUG, ws, dataset=earlier.id, tokenizer=result.tokenizer.id)
 
@@ -94,8 +94,8 @@ def test_reuse_tokenizer_on_another_dataset_and_leakage_guard(tokenized, tmp_pat
 def test_cli_tokenize_json_and_bad_combination(tokenized):
     ws, data, result = tokenized
     runner = CliRunner()
-    res = runner.invoke(app, ["--workspace", ws.url, "tokenize", "--dataset", data.id[:8], "--preset", "debug", "--json"],
-                        catch_exceptions=False)
+    res = runner.invoke(app, ["--workspace", ws.url, "tokenize", "--dataset", data.id[:8], "--preset", "debug",
+                              "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["tokenizer"]["ref"] == result.tokenizer.ref and out["tokens"]["reused"]
@@ -144,14 +144,15 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     restored = result.tokenizer.summary["restored_from_step"]
     assert restored is not None and restored >= 20
     assert result.tokenizer.metrics["steps"] == 400
-    steps = sorted(int(n.split("/")[1]) for n in result.tokenizer.files if n.startswith("checkpoints/") and n.split("/")[1].isdigit())
+    steps = sorted(int(n.split("/")[1]) for n in result.tokenizer.files
+                   if n.startswith("checkpoints/") and n.split("/")[1].isdigit())
     assert steps[-1] == 400
 
 
 def test_typed_artifacts_read_back_and_tables(tokenized):
     from strates.fsq.artifact import load, load_tokenizer, read_tokenizer, tables
 
-    ws, data, result = tokenized
+    ws, _data, result = tokenized
     tok = read_tokenizer(result.tokenizer)
     assert tok.config == DEBUG.__class__(**{**DEBUG.__dict__, "fold": "holdout"})
     assert tok.summary.levels == (8, 8, 4, 4) and tok.summary.fold == "holdout"
