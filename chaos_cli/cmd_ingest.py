@@ -46,8 +46,9 @@ def ingest_config(*, source: list[str] | None, format: str = "auto", ts_column: 
                   macro: list[str] | None = None, cot_market: str | None = None, split: str = "0.7,0.15,0.15",
                   calendar: str = "auto", seed: int | None = None):
     """The ingest config the shared ingest options describe (`chaos ingest` and `chaos run`)."""
+    from strates.core.config import choice
     from strates.core.errors import ConfigError
-    from strates.data.config import Config, MacroSource
+    from strates.data.config import CalendarKind, Config, MacroSource
     from strates.data.embedded import EmbeddedSpec
 
     if seed is not None and source:
@@ -55,7 +56,7 @@ def ingest_config(*, source: list[str] | None, format: str = "auto", ts_column: 
     return Config(
         sources=tuple(source or ()), format=format, ts_column=ts_column, asset=asset, tz=tz, keep_extra=keep_extra,
         macro=tuple(MacroSource.parse(m) for m in macro or ()), cot_market=cot_market, split=split,
-        calendar=None if calendar == "auto" else calendar,
+        calendar=None if calendar == "auto" else choice(CalendarKind, calendar, "--calendar"),
         embedded=EmbeddedSpec(seed=seed) if seed is not None else None,
     )
 

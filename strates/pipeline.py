@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from strates.core import artifacts
 from strates.core import stage as template
@@ -63,7 +64,7 @@ def _pow2_at_most(n: int) -> int:
     return 1 << max(n, 1).bit_length() - 1
 
 
-def fit_windows(dataset: artifacts.Manifest, configs: Mapping[str, object], ws: Workspace) -> list[Adapted]:
+def fit_windows(dataset: artifacts.Manifest, configs: Mapping[str, Any], ws: Workspace) -> list[Adapted]:
     """The window lengths of `configs` ({kind: config}) that do not fit `dataset`'s first
     training period, shrunk to fit: a training window is at most 1/WINDOWS_PER_PERIOD of the
     longest asset's training bars (a power of two, so it stays a multiple of the SSD chunk),

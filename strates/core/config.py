@@ -49,7 +49,7 @@ def to_dict(value: Any) -> Any:
 def from_dict[C](cls: type[C], data: Mapping[str, Any]) -> C:
     """Rebuild a (nested) config dataclass from `to_dict` output; unknown keys are errors."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(typing.cast(Any, cls))}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(
@@ -68,7 +68,7 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         if value is None:
             return None
         return _coerce(args[0], value, name) if len(args) == 1 else value
-    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
         return from_dict(tp, value)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return choice(tp, value, name)
@@ -188,4 +188,4 @@ def _replace(config: Any, nested: Mapping[str, Any], *, prefix: str) -> Any:
             raise ConfigError(f"cannot set {full}.{next(iter(value))!r}: {full!r} is not a section", field=full)
         else:
             changes[name] = _coerce(hints[name], value, full)
-    return dataclasses.replace(config, **changes)
+    return dataclasses.replace(typing.cast(Any, config), **changes)

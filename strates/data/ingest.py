@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
+import typing
 
 from strates.core import artifacts, stage
 from strates.core.errors import InvalidInput
@@ -104,6 +105,10 @@ def _local_copies(paths: list[str]):
             raise _renamed(err, back) from None
 
 
+@typing.overload
+def _rename(text: str, back: dict[str, str]) -> str: ...
+@typing.overload
+def _rename(text: None, back: dict[str, str]) -> None: ...
 def _rename(text: str | None, back: dict[str, str]) -> str | None:
     if text is None:
         return None
@@ -165,7 +170,7 @@ def _build(job: stage.Job[Config]) -> stage.Output:
         interval = detect_interval(bars)
         tz = config.tz or "UTC"
         clocks = calendars.measure_all(bars, interval, tz=tz, calendar=config.calendar)
-        first, last = bars["ts"].min(), bars["ts"].max()
+        first, last = typing.cast(dt.datetime, bars["ts"].min()), typing.cast(dt.datetime, bars["ts"].max())
         folds = make_folds(config.split, first=first, last=last, interval=interval)
         train = folds[0].train
         portfolio = calendars.union_clock(bars, interval, tz=tz, start=train.start, end=train.end,

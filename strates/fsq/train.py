@@ -57,6 +57,7 @@ def code_usage(z, levels: tuple[int, ...], *, temperature: float, max_positions:
         p = jax.nn.softmax(-jnp.square(flat[:, i : i + 1] - centers) / temperature, axis=-1)  # [N, L_i]
         # the codes' mixed radix puts channel 0 least significant: it varies fastest
         joint = p if joint is None else (p[:, :, None] * joint[:, None, :]).reshape(len(flat), -1)
+    assert joint is not None  # levels is never empty (ModelConfig checks)
     mean = joint.mean(axis=0)
     entropy = -(mean * jnp.log(mean + 1e-12)).sum()
     return entropy / jnp.log(mean.shape[0])
