@@ -64,25 +64,42 @@ def _pow2_at_most(n: int) -> int:
     return 1 << max(n, 1).bit_length() - 1
 
 
-def fit_windows(dataset: artifacts.Manifest, configs: Mapping[str, Any], ws: Workspace) -> list[Adapted]:
-    """The window lengths of `configs` ({kind: config}) that do not fit `dataset`'s first
-    training period, shrunk to fit: a training window is at most 1/WINDOWS_PER_PERIOD of the
-    longest asset's training bars (a power of two, so it stays a multiple of the SSD chunk),
-    and never below what the stage needs (the tokenizer's receptive field, the JEPA's
-    context plus horizon). A 20-year daily index (~3,500 training bars) keeps the default
-    256-bar windows; a 5-year one gets 64. Returns what changed, with the reason."""
-    from strates.data.artifact import read
+def _bars_in(ws: Workspace, dataset: artifacts.Manifest, periods) -> list[int]:
+    """For each period ({start, end}), the most bars any one asset has inside it."""
     from strates.data.ingest import load_bars
 
-    ds = read(dataset)
-    fold = ds.fold()
-    a, b = fold.train.bounds64()
-    per_asset = [int(((t >= a) & (t < b)).sum()) for t in
-                 (part["ts"].dt.replace_time_zone(None).to_numpy()
-                  for part in load_bars(ws, dataset).select("asset", "ts").partition_by("asset"))]
-    longest = max(per_asset, default=0)
-    cap = _pow2_at_most(longest // WINDOWS_PER_PERIOD)
+    series = [part["ts"].dt.replace_time_zone(None).to_numpy()
+              for part in load_bars(ws, dataset).select("asset", "ts").partition_by("asset")]
     out = []
+    for period in periods:
+        a, b = period.bounds64()
+        out.append(max((int(((t >= a) & (t < b)).sum()) for t in series), default=0))
+    return out
+
+
+def fit_windows(dataset: artifacts.Manifest, configs: Mapping[str, Any], ws: Workspace) -> list[Adapted]:
+    """The lengths in `configs` ({kind: config}) that do not fit `dataset`'s first fold,
+    shrunk to fit:
+
+    - a training window (tokenizer, JEPA) is at most 1/WINDOWS_PER_PERIOD of the longest
+      asset's training bars, a power of two (so the SSD chunk still divides it; the chunk
+      shrinks with it), and never below what the stage needs (16 bars for the tokenizer,
+      more than context plus horizon for the JEPA);
+    - the JEPA's probe horizon leaves at least half of the diagnostic part of validation
+      (after the context it skips) as rows to score.
+
+    A 20-year daily index (~3,500 training bars) keeps every default; a 2-year one gets
+    32-bar windows. Returns what changed, with the reason."""
+    from strates.data.artifact import read
+
+    fold = read(dataset).fold()
+    train, validation = _bars_in(ws, dataset, (fold.train, fold.validation))
+    cap = _pow2_at_most(train // WINDOWS_PER_PERIOD)
+    out = []
+
+    def change(kind: str, override: str, reason: str) -> None:
+        out.append(Adapted(kind, override, reason))
+
     for kind, need in (("tokenizer", lambda c: 16), ("jepa", _jepa_need)):
         config = configs.get(kind)
         if config is None or config.data.window <= cap:
@@ -90,9 +107,20 @@ def fit_windows(dataset: artifacts.Manifest, configs: Mapping[str, Any], ws: Wor
         window = config.data.window
         new = max(cap, need(config))
         if new < window:
-            out.append(Adapted(kind, f"data.window={new}",
-                               f"{longest:,} training bars in the longest asset of fold {fold.name}: a {window}-bar "
-                               f"window fits {longest // window} times, {WINDOWS_PER_PERIOD} wanted"))
+            change(kind, f"data.window={new}",
+                   f"{train:,} training bars in the longest asset of fold {fold.name}: a {window}-bar window fits "
+                   f"{train // window} times, {WINDOWS_PER_PERIOD} wanted")
+            chunk = getattr(getattr(config, "model", None), "chunk", None)
+            if chunk is not None and chunk > new:
+                change(kind, f"model.chunk={new}", f"the SSD chunk must divide the {new}-bar window")
+    jepa = configs.get("jepa")
+    if jepa is not None:
+        diagnostic = int(validation * (1 - jepa.select.share))
+        room = diagnostic // 2 - jepa.loss.ctx_min
+        if jepa.probe.horizon > room >= 1:
+            change("jepa", f"probe.horizon={room}",
+                   f"the diagnostic part of validation holds {diagnostic} bars; after {jepa.loss.ctx_min} bars of "
+                   f"context a {jepa.probe.horizon}-bar probe target would leave under half of them to score")
     return out
 
 
