@@ -34,7 +34,7 @@ from strates.jepa import Config as JepaConfig  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--states", type=int, default=256)
     parser.add_argument("--futures", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=10)

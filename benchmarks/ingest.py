@@ -30,9 +30,13 @@ import platform  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import cast  # noqa: E402
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
+
+from strates.core.progress import Update, ignore_update  # noqa: E402
 
 
 def make_csv(path: str, rows: int, assets: int, seed: int = 0) -> None:
@@ -76,9 +80,9 @@ class PhaseTimer:
         pass
 
     @contextlib.contextmanager
-    def task(self, description: str, total=None):
+    def task(self, description: str, total: float | None = None) -> Iterator[Update]:
         start = time.perf_counter()
-        yield lambda amount=1, *, status=None: None
+        yield ignore_update
         self.phases[description] = time.perf_counter() - start
 
 
@@ -111,13 +115,14 @@ def pandas_ingest(path: str, workdir: str) -> int:
     values = df[["open", "high", "low", "close", "volume"]].to_numpy()
     if not np.isfinite(values).all():
         raise ValueError("non-finite")
-    if (prices <= 0).any().any():
+    if (prices <= 0).to_numpy().any():
         raise ValueError("non-positive price")
-    if (df["high"] < df[["open", "close"]].max(axis=1)).any():
+    high, low, volume = (cast("pd.Series", df[name]) for name in ("high", "low", "volume"))  # one label: a Series
+    if (high < df[["open", "close"]].max(axis=1)).any():
         raise ValueError("high below open/close")
-    if (df["low"] > df[["open", "close"]].min(axis=1)).any():
+    if (low > df[["open", "close"]].min(axis=1)).any():
         raise ValueError("low above open/close")
-    if (df["volume"] < 0).any():
+    if (volume < 0).any():
         raise ValueError("negative volume")
     if not df.set_index(["asset", "ts"]).index.is_monotonic_increasing:
         df = df.sort_values(["asset", "ts"], kind="stable")
@@ -137,7 +142,7 @@ def best(fn, repeats: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=4_000_000)
     parser.add_argument("--assets", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)

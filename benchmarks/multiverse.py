@@ -43,7 +43,7 @@ TARGET_S = 30.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--assets", type=int, default=372)
     parser.add_argument("--universes", type=int, default=30)
     parser.add_argument("--futures", type=int, default=16)

@@ -84,6 +84,12 @@ def model_gflop(chunk: int, inputs, weights) -> dict:
     return {"fwd": (flops_of(fwd) or 0.0) / 1e9, "fwd_bwd": (flops_of(both) or 0.0) / 1e9}
 
 
+def temp_mb(compiled) -> float | None:
+    """Peak temporary memory of a compiled executable in MiB (None where the backend does not say)."""
+    stats = compiled.memory_analysis()
+    return None if stats is None else round(stats.temp_size_in_bytes / 2**20, 2)
+
+
 def measure(forms: dict, inputs, weights, repeats: int, backward: dict) -> dict:
     """Forward (and forward+backward) time and temp memory of each form at one shape.
 
@@ -96,11 +102,11 @@ def measure(forms: dict, inputs, weights, repeats: int, backward: dict) -> dict:
     for name, form in forms.items():
         out[name] = {}
         fwd = jax.jit(form).lower(*inputs).compile()
-        out[name]["fwd_temp_mb"] = round(fwd.memory_analysis().temp_size_in_bytes / 2**20, 2)
+        out[name]["fwd_temp_mb"] = temp_mb(fwd)
         runs.append((name, "fwd_ms", fwd, inputs))
         if backward[name]:
             both = jax.jit(loss_of(form)).lower(*args).compile()
-            out[name]["fwd_bwd_temp_mb"] = round(both.memory_analysis().temp_size_in_bytes / 2**20, 2)
+            out[name]["fwd_bwd_temp_mb"] = temp_mb(both)
             runs.append((name, "fwd_bwd_ms", both, args))
     best = {}
     for _, _, fn, fn_args in runs:  # warm-up
@@ -171,7 +177,7 @@ def decode_times(args, prefills, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--lengths", default="512,2048,8192")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=2)
@@ -235,7 +241,7 @@ def main() -> None:
     def fastest(length_key, field):
         times = {name: rows[length_key][field] for name, rows in results.items()
                  if field in rows.get(length_key, {})}
-        return min(times, key=times.get) if times else None
+        return min(times, key=times.__getitem__) if times else None
 
     ratios: dict = {}
     key = "2048" if "2048" in results["chunked"] else str(lengths[len(lengths) // 2])

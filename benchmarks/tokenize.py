@@ -35,7 +35,7 @@ from strates.core.perf import best_time, flops_of, matmul_peak  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--preset", default="small")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=2048)
@@ -63,7 +63,7 @@ def main() -> None:
     peak = matmul_peak(max(5, args.repeats // 2))
     peak["flops_per_s"] = peak["gflops"] * 1e9
     enc_s = best_time(encode, (params, x), args.repeats)
-    enc_flops = flops_of(encode.lower(params, x).compile())
+    enc_flops = flops_of(encode.lower(params, x).compile()) or 0.0
 
     window = config.data.window
     batch = jax.random.normal(jax.random.key(3), (config.train.batch_size, window, len(FEATURES)), jnp.float32)
@@ -72,7 +72,7 @@ def main() -> None:
     state = TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
     step = jax.jit(lambda s, b: train_step(s, b, key=jax.random.key(0), loss_fn=loss_fn, optimizer=optimizer))
     step_s = best_time(step, (state, batch), args.repeats)
-    step_flops = flops_of(step.lower(state, batch).compile())
+    step_flops = flops_of(step.lower(state, batch).compile()) or 0.0
 
     bars = args.batch * args.length
     result = {

@@ -67,7 +67,8 @@ def print_tables(env: Env, tables: Any) -> None:
         rich = RichTable(title=t.title or None, title_justify="left", caption=t.caption or None,
                          caption_justify="left")
         for i, col in enumerate(t.columns):
-            rich.add_column(col, justify="left" if i < t.left else "right", overflow="fold" if i == t.wrap else None)
+            # a word too long for its column folds onto the next line, in every column
+            rich.add_column(col, justify="left" if i < t.left else "right", overflow="fold")
         for row in t.rows:
             rich.add_row(*row)
         env.stdout.print(rich)
@@ -147,7 +148,10 @@ class CliReporter:
             task = progress.add_task(description, total=total, status="")
 
             def rich_update(amount: float = 1, *, status: str | None = None) -> None:
-                progress.update(task, advance=amount, **({"status": status} if status is not None else {}))
+                if status is None:
+                    progress.update(task, advance=amount)
+                else:
+                    progress.update(task, advance=amount, status=status)
 
             yield rich_update
             progress.update(task, completed=total if total is not None else 1, total=total or 1)

@@ -199,6 +199,11 @@ def _cumsum_by_matmul(a, q: int):
     return jnp.einsum("...k,ki->...i", a, upper, precision=jax.lax.Precision.HIGHEST, preferred_element_type=_F32)
 
 
+def _einsum_f32(spec: str, *operands):
+    """`jnp.einsum` that accumulates in fp32 whatever the operands' dtype."""
+    return jnp.einsum(spec, *operands, preferred_element_type=_F32)
+
+
 def _sequential(x, dt, A, B, C, initial_state, q: int):
     b, _, h, p = x.shape
     g, n = B.shape[-2:]
@@ -206,7 +211,6 @@ def _sequential(x, dt, A, B, C, initial_state, q: int):
     x, dt, B, C = pad_to_chunks(x, dt, B, C, q)
     nc = x.shape[1] // q
     cdt = _compute_dtype(x.dtype)
-    mm = {"preferred_element_type": _F32}
 
     # Chunk-major, head-major layouts, so that the scan slices one chunk off the front.
     x_c = jnp.transpose(x.reshape(b, nc, q, h, p), (1, 0, 3, 2, 4))  # [c, b, h, q, p]
@@ -226,15 +230,15 @@ def _sequential(x, dt, A, B, C, initial_state, q: int):
         xdt = xk.astype(_F32) * dtk[..., None]  # [b, h, q, p]
         # 1. intra-chunk: (C B^T o L) (dt x), L[i, j] = exp(a[i] - a[j]) for i >= j.
         decay = jnp.exp(jnp.where(causal, ak[..., :, None] - ak[..., None, :], -jnp.inf))
-        cb = jnp.einsum("bgin,bgjn->bgij", Ck, Bk, **mm)  # shared by the R heads of a group
+        cb = _einsum_f32("bgin,bgjn->bgij", Ck, Bk)  # shared by the R heads of a group
         m = (cb[:, :, None] * decay.reshape(b, g, r, q, q)).astype(cdt)
-        y = jnp.einsum("bgrij,bgrjp->bgrip", m, xdt.reshape(b, g, r, q, p).astype(cdt), **mm)
+        y = _einsum_f32("bgrij,bgrjp->bgrip", m, xdt.reshape(b, g, r, q, p).astype(cdt))
         # 2. the carried state's share: exp(a[i]) S C_i.
-        y_in = jnp.einsum("bgin,bgrpn->bgrip", Ck, s.reshape(b, g, r, p, n).astype(cdt), **mm)
+        y_in = _einsum_f32("bgin,bgrpn->bgrip", Ck, s.reshape(b, g, r, p, n).astype(cdt))
         y = (y + y_in * jnp.exp(ak).reshape(b, g, r, q, 1)).reshape(b, h, q, p)
         # 3. the state leaving the chunk.
         x_end = (xdt * jnp.exp(a_last - ak)[..., None]).reshape(b, g, r, q, p).astype(cdt)
-        s_own = jnp.einsum("bgrqp,bgqn->bgrpn", x_end, Bk, **mm).reshape(b, h, p, n)
+        s_own = _einsum_f32("bgrqp,bgqn->bgrpn", x_end, Bk).reshape(b, h, p, n)
         return jnp.exp(a_last)[..., None] * s + s_own, y
 
     final, ys = jax.lax.scan(one_chunk, s0, (x_c, dt_c, a_cum, B_c, C_c))
@@ -249,7 +253,6 @@ def _parallel(x, dt, A, B, C, initial_state, q: int):
     x, dt, B, C = pad_to_chunks(x, dt, B, C, q)
     nc = x.shape[1] // q
     cdt = _compute_dtype(x.dtype)
-    mm = {"preferred_element_type": _F32}
 
     # Reshapes split one axis at a time, which explicit (batch-)sharding can follow.
     dtc = dt.astype(_F32).reshape(b, nc, q, h).reshape(b, nc, q, g, r)
@@ -263,14 +266,14 @@ def _parallel(x, dt, A, B, C, initial_state, q: int):
     # 1. Intra-chunk: (C B^T o L) (dt x), L[i, j] = exp(a_cum[i] - a_cum[j]) for i >= j.
     causal = jnp.tril(jnp.ones((q, q), bool))
     decay = jnp.exp(jnp.where(causal, a_cum[..., :, None] - a_cum[..., None, :], -jnp.inf))
-    cb = jnp.einsum("bcign,bcjgn->bcgij", Cc, Bc, **mm)  # shared by the R heads of a group
+    cb = _einsum_f32("bcign,bcjgn->bcgij", Cc, Bc)  # shared by the R heads of a group
     m = (cb[:, :, :, None] * decay).astype(cdt)
-    y_diag = jnp.einsum("bcgrij,bcjgrp->bcigrp", m, xdt, **mm)
+    y_diag = _einsum_f32("bcgrij,bcjgrp->bcigrp", m, xdt)
 
     # 2. Each chunk's final state from its own inputs: [b, c, g, r, p, n].
     decay_to_end = jnp.exp(a_last[..., None] - a_cum)  # [b, c, g, r, q]
     xdt_end = (xdt.astype(_F32) * jnp.moveaxis(decay_to_end, -1, 2)[..., None]).astype(cdt)
-    states = jnp.einsum("bcqgn,bcqgrp->bcgrpn", Bc, xdt_end, **mm)
+    states = _einsum_f32("bcqgn,bcqgrp->bcgrpn", Bc, xdt_end)
 
     # 3. Pass states across chunks; S_in[c] is the state entering chunk c.
     if initial_state is None:
@@ -285,7 +288,7 @@ def _parallel(x, dt, A, B, C, initial_state, q: int):
     final, s_in = jax.lax.scan(carry, s0, (jnp.moveaxis(states, 1, 0), jnp.moveaxis(a_last, 1, 0)))
 
     # 4. The carried state's share of each output: exp(a_cum[i]) S_in C_i.
-    y_off = jnp.einsum("bcign,cbgrpn->bcigrp", Cc, s_in.astype(cdt), **mm)
+    y_off = _einsum_f32("bcign,cbgrpn->bcigrp", Cc, s_in.astype(cdt))
     y_off = y_off * jnp.moveaxis(jnp.exp(a_cum), -1, 2)[..., None]
 
     y = (y_diag + y_off).reshape(b, nc, q, h, p).reshape(b, nc * q, h, p)

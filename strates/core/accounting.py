@@ -70,7 +70,8 @@ def rollout(positions: np.ndarray, simple_returns: np.ndarray, *, cost: float, p
     a = np.clip(np.asarray(positions, np.float64), -1.0, 1.0)
     prev = np.concatenate([np.broadcast_to(np.clip(position0, -1.0, 1.0), a.shape[1:])[None], a[:-1]], axis=0)
     costs = cost * np.abs(a - prev)
-    return asset_pnl(a, np.asarray(simple_returns, np.float64), prev, cost=cost), costs
+    pnl = asset_pnl(a, np.asarray(simple_returns, np.float64), prev, cost=cost)
+    return np.asarray(pnl), costs  # numpy in, numpy out: no copy
 
 
 def portfolio_returns(pnl: np.ndarray, valid: np.ndarray) -> np.ndarray:

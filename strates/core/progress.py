@@ -22,10 +22,12 @@ def ignore_update(amount: float = 1, *, status: str | None = None) -> None:
 class Reporter(Protocol):
     def info(self, message: str) -> None:
         """A sentence worth telling the user (what was detected, done or assumed)."""
+        ...
 
     def task(self, description: str, total: float | None = None) -> contextlib.AbstractContextManager[Update]:
         """A unit of work; the yielded `update(amount=1, *, status=None)` advances it and
         shows `status` (e.g. the current loss) beside it."""
+        ...
 
 
 class NullReporter:

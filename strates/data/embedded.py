@@ -148,8 +148,8 @@ def _drivers(rng: np.random.Generator, spec: EmbeddedSpec, n: int) -> np.ndarray
         h = DT_PER_BAR[fam] / spec.substeps
         for _ in range(spec.drivers_per_family):
             x0 = rng.normal([0.0, 0.0, 25.0], 5.0) if fam == "LRZ" else rng.normal(0.0, [3, 3, 0.1])
-            x0 = tuple(map(float, x0))  # Python floats: numpy scalars are ~3x slower here
-            path = _rk4(field, x0, h, SPINUP_BARS + n, spec.substeps)[SPINUP_BARS:]
+            x, y, z = map(float, x0)  # Python floats: numpy scalars are ~3x slower here
+            path = _rk4(field, (x, y, z), h, SPINUP_BARS + n, spec.substeps)[SPINUP_BARS:]
             out.append(np.tanh((path - path.mean(0)) / path.std(0)))
     return np.stack(out)
 

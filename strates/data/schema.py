@@ -31,7 +31,7 @@ import polars as pl
 
 TS_DTYPE = pl.Datetime("us", "UTC")
 
-BAR_SCHEMA: dict[str, pl.DataType] = {
+BAR_SCHEMA = pl.Schema({
     "asset": pl.String(),
     "ts": TS_DTYPE,
     "open": pl.Float64(),
@@ -39,14 +39,14 @@ BAR_SCHEMA: dict[str, pl.DataType] = {
     "low": pl.Float64(),
     "close": pl.Float64(),
     "volume": pl.Float64(),
-}
+})
 BAR_COLUMNS: tuple[str, ...] = tuple(BAR_SCHEMA)
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 
-MACRO_SCHEMA: dict[str, pl.DataType] = {
+MACRO_SCHEMA = pl.Schema({
     "series": pl.String(),
     "observed": TS_DTYPE,
     "available": TS_DTYPE,
     "value": pl.Float64(),
-}
+})
 MACRO_PREFIX = "macro_"

@@ -47,7 +47,7 @@ def test_publish_list_show_roundtrip(workspace_url):
     found = artifacts.list_artifacts(ws)
     assert [x.id for x in found] == [m.id]
     got = artifacts.get(ws, "dataset", m.id)
-    assert got == m
+    assert got is not None and got == m
     assert got.files["payload.bin"].size == 5
     assert got.files["payload.bin"].sha256 == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
     assert ws.read_bytes(f"dataset/{m.id}/payload.bin") == b"hello"
@@ -101,7 +101,8 @@ def test_republish_replaces_and_force_keeps_id(workspace_url):
     m2 = _publish(ws, payload=b"two-two")
     assert m1.id == m2.id
     assert ws.read_bytes(f"dataset/{m1.id}/payload.bin") == b"two-two"
-    assert artifacts.get(ws, "dataset", m1.id).files["payload.bin"].size == 7
+    got = artifacts.get(ws, "dataset", m1.id)
+    assert got is not None and got.files["payload.bin"].size == 7
     assert len(artifacts.list_artifacts(ws)) == 1
 
 
@@ -129,7 +130,7 @@ def test_interrupted_publish_is_invisible_and_collected(workspace_url):
         [sys.executable, "-c", _CRASH, workspace_url], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
     )
     try:
-        assert proc.stdout.readline().strip() == "READY"
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
         proc.send_signal(signal.SIGKILL)  # killed between the data files and the manifest
     finally:
         proc.wait(timeout=30)
@@ -214,7 +215,7 @@ def test_selected_ranges_round_trip_and_default_to_empty(workspace_url):
     m = writer.commit(config=config, parents=parents, fitted={"train": {"start": _day(1), "end": _day(10)}},
                       selected={"validation": {"start": _day(10), "end": _day(12)}})
     got = artifacts.get(ws, "jepa", m.id)
-    assert got == m and got.selected == {"validation": {"start": _day(10), "end": _day(12)}}
+    assert got is not None and got == m and got.selected == {"validation": {"start": _day(10), "end": _day(12)}}
     assert got.to_json()["selected"]["validation"] == {"start": "2024-01-10T00:00:00Z", "end": "2024-01-12T00:00:00Z"}
     # a manifest written before `selected` existed reads as having selected nothing
     raw = tomllib.loads(m.to_toml().decode())
@@ -239,7 +240,7 @@ def test_an_old_schema_artifact_is_refused_with_the_fix(tmp_path):
     old = dataclasses.replace(_publish(Workspace(str(tmp_path))), schema=1)
     with pytest.raises(InvalidInput, match="schema 1") as err:
         artifacts.current(old, command="train-jepa")
-    assert err.value.rule == "old-schema" and "chaos train-jepa --force" in err.value.fix
+    assert err.value.rule == "old-schema" and "chaos train-jepa --force" in str(err.value.fix)
 
 
 def test_guard_refuses_periods_a_model_was_selected_on():
@@ -253,7 +254,7 @@ def test_guard_refuses_periods_a_model_was_selected_on():
     with pytest.raises(LeakageError, match=r"the test period .* overlaps .*jepa/abc was selected on 'validation' data "
                                            r"2024-01-10.* \.\. 2024-01-12") as info:
         artifacts.check_disjoint([model], _day(11), _day(20), period="test")
-    assert info.value.exit_code == 2 and "2024-01-12" in info.value.fix  # the fix names the first safe start
+    assert info.value.exit_code == 2 and "2024-01-12" in str(info.value.fix)  # the fix names the first safe start
     artifacts.check_disjoint([model], _day(12), _day(20), period="test")  # after both: fine
     with pytest.raises(LeakageError, match="was selected on 'validation' data up to 2024-01-12"):
         artifacts.check_fitted_before(model, _day(11))

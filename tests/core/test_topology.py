@@ -110,7 +110,7 @@ def test_logical_to_mesh_axes_errors():
     with pytest.raises(ConfigError, match="both map to mesh axis 'fsdp'"):
         T.logical_to_mesh_axes(("batch", "embed"), strict=True)
     with pytest.raises(ConfigError, match="no mesh axis"):
-        T.MeshPlan(T.get_topology("cpu", devices=8), (8, 1, 1), rules={"batch": "tensor"})
+        T.MeshPlan(T.get_topology("cpu", devices=8), (8, 1, 1), rules=(("batch", "tensor"),))
 
 
 def test_import_does_not_import_jax():

@@ -130,7 +130,7 @@ def test_killed_ingest_leaves_no_artifact(workspace_url):
     ws = Workspace(workspace_url)
     proc = subprocess.Popen([sys.executable, "-c", _CRASH, workspace_url], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "READY"
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)

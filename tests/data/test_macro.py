@@ -169,7 +169,8 @@ def test_cot_two_markets(tmp_path):
     path = write(tmp_path, "annual.txt", COT_HEADER + COT_ROWS)
     with pytest.raises(InvalidInput) as info:
         read_macro(path)
-    assert info.value.rule == "ambiguous-market" and "EURO FX" in str(info.value) and "--cot-market" in info.value.fix
+    assert info.value.rule == "ambiguous-market" and "EURO FX" in str(info.value)
+    assert "--cot-market" in str(info.value.fix)
     frame, notes = read_macro(path, cot_market="bitcoin")
     by_code, _ = read_macro(path, cot_market="133741")
     assert frame.equals(by_code)

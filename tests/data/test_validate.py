@@ -92,13 +92,13 @@ GOOD = ("A", 0, 10.0, 11.0, 9.0, 10.5, 100.0)
 
 
 def row(minute: int, **change) -> tuple:
-    base = dict(zip(("asset", "m", "o", "h", "lo", "c", "v"), GOOD, strict=True))
+    base: dict[str, object] = dict(zip(("asset", "m", "o", "h", "lo", "c", "v"), GOOD, strict=True))
     base["m"] = minute
     base.update(change)
     return tuple(base.values())
 
 
-def rule_of(frame: pl.DataFrame) -> tuple[str, int, str | None] | None:
+def rule_of(frame: pl.DataFrame) -> tuple[str, int | None, str | None] | None:
     try:
         validate.check_bars(frame, file="f.csv")
     except InvalidInput as e:
@@ -179,7 +179,7 @@ def test_inspect_reports_order():
     assert validate.inspect(bars([row(0, asset="B"), row(0)])) == (None, False)
     # equal timestamps in one asset are a duplicate, never "in order"
     violation, in_order = validate.inspect(bars([row(0), row(0)]))
-    assert violation.rule == "duplicate-timestamp" and not in_order
+    assert violation is not None and violation.rule == "duplicate-timestamp" and not in_order
 
 
 def test_rules_and_fixes_cover_each_other():

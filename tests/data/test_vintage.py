@@ -68,7 +68,7 @@ def test_a_latest_vintage_file_leaks_the_revision(tmp_path):
                            lag=timedelta(days=116))
     out = asof_join(bars_at([utc(2024, 1, 26)]), read.frame)
     assert out["macro_GDPC1"].to_list() == [101.0]
-    assert not read.series["GDPC1"].vintage and "may leak" in read.series["GDPC1"].note
+    assert not read.series["GDPC1"].vintage and "may leak" in str(read.series["GDPC1"].note)
 
 
 def test_long_layout_with_a_series_column_and_a_given_safety_lag(tmp_path):
