@@ -3,10 +3,11 @@
 `chaos train-agent` trains it offline on the training period (`train.py`, networks in
 `model.py`), plans over Strate III's futures (`planner.py`, `policy.py`) in the trading
 environment (`env.py`), and backtests it walking forward against baselines after costs
-(`backtest.py`, `metrics.py`); the stage is `stage.py`.
+(`backtest.py`, `metrics.py`); the stage is `stage.py`, what it records and what the next
+stage loads from it `artifact.py`.
 """
 
 from strates.agent.config import PRESETS, Config
-from strates.agent.stage import run
+from strates.agent.stage import STAGE, run
 
-__all__ = ["Config", "PRESETS", "run"]
+__all__ = ["Config", "PRESETS", "STAGE", "run"]

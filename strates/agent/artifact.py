@@ -247,6 +247,16 @@ def load_walk(ws: Workspace, agent: Agent | artifacts.Manifest) -> SavedWalk:
         return SavedWalk(Walk(z["positions"], z["actions"], z["before"], z["warm"]), z["returns"], z["values"])
 
 
+def load_positions(ws: Workspace, agent: Agent | artifacts.Manifest, *, period: str, strategy: str = "agent"):
+    """`strategy`'s positions over backtest period `period` (`positions.parquet` rows:
+    period, ts, asset, strategy, position, next_return), as a polars DataFrame."""
+    import polars as pl
+
+    m = agent.manifest if isinstance(agent, Agent) else agent
+    frame = pl.read_parquet(io.BytesIO(ws.read_bytes(f"{m.stage}/{m.id}/positions.parquet")))
+    return frame.filter((pl.col("period") == period) & (pl.col("strategy") == strategy))
+
+
 def load_decider(ws: Workspace, agent: Agent | artifacts.Manifest) -> Decider:
     """The trained agent (its last parameters) with its cfm's flows, as a `Decider`."""
     import jax

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 
+from strates.agent.artifact import Performance, Trials, read
 from strates.core import artifacts
 from strates.core.workspace import Workspace
 
@@ -31,10 +33,10 @@ VARIANTS_PER_MULTIVERSE = 2
 @dataclasses.dataclass(frozen=True)
 class Census:
     """`counted`: stage -> ids counted as trials (the candidate's own under "candidate");
-    `sharpes`: cost key -> per-bar Sharpe ratios of the earlier trials on the period."""
+    `sharpes`: cost level (bps) -> per-bar Sharpe ratios of the earlier trials on the period."""
 
     counted: dict[str, list[str]]
-    sharpes: dict[str, list[float]]
+    sharpes: dict[float, list[float]]
 
     @property
     def n_trials(self) -> int:
@@ -42,13 +44,9 @@ class Census:
                 + VARIANTS_PER_MULTIVERSE * len(self.counted.get("multiverse", []))
                 + sum(len(self.counted.get(s, [])) for s in UPSTREAM))
 
-    def to_dict(self) -> dict:
-        return {"n_trials": self.n_trials, "counted": {k: sorted(v) for k, v in sorted(self.counted.items()) if v}}
-
-
-def _per_bar(sharpe: float, manifest: artifacts.Manifest) -> float | None:
-    ppy = manifest.summary.get("periods_per_year")
-    return None if not ppy else float(sharpe) / math.sqrt(float(ppy))
+    def trials(self) -> Trials:
+        """As recorded in a manifest's summary."""
+        return Trials(self.n_trials, {k: tuple(sorted(v)) for k, v in sorted(self.counted.items()) if v})
 
 
 def census(ws: Workspace, dataset_id: str, *, candidate: str, chain: dict[str, str], period: str = "test",
@@ -56,31 +54,33 @@ def census(ws: Workspace, dataset_id: str, *, candidate: str, chain: dict[str, s
     """The trials on `dataset_id`. `candidate`: the id of the artifact being built (not yet
     published), `chain`: its parents (stage -> id), which therefore have a child; `extra`:
     the candidate's strategies when it is not one itself (a multiverse artifact: its
-    filtered and sized policies; its deterministic policy is the agent's, counted there). Sharpes are read from every published
-    agent's `backtest[period]` table and every multiverse artifact's comparison."""
+    filtered and sized policies; its deterministic policy is the agent's, counted there).
+    Sharpes are read from every published agent's backtest of `period` and every
+    multiverse artifact's comparison."""
+    from strates.multiverse import artifact as multiverse_artifact
+
     on_data = [m for m in artifacts.list_artifacts(ws) if m.parents.get("dataset") == dataset_id and m.id != candidate]
     has_child = {f"{s}/{i}" for s, i in chain.items()}
     for m in on_data:
         has_child.update(f"{s}/{i}" for s, i in m.parents.items())
     counted: dict[str, list[str]] = {"candidate": [f"{candidate}:{v}" for v in extra] if extra else [candidate]}
-    sharpes: dict[str, list[float]] = {}
+    sharpes: dict[float, list[float]] = {}
 
-    def add(cost: str, value: float | None) -> None:
-        if value is not None and math.isfinite(value):
-            sharpes.setdefault(cost, []).append(value)
+    def add(rows: Iterable[Performance], strategies: tuple[str, ...], periods_per_year: float) -> None:
+        for r in rows:
+            if r.strategy in strategies and periods_per_year > 0 and math.isfinite(r.sharpe):
+                sharpes.setdefault(r.cost_bps, []).append(r.sharpe / math.sqrt(periods_per_year))
 
     for m in on_data:
         if m.stage == "agent":
             counted.setdefault("agent", []).append(m.id)
-            row = m.metrics.get("backtest", {}).get(period, {}).get("table", {}).get("agent", {})
-            for cost, figures in row.items():
-                add(cost, _per_bar(figures["sharpe"], m))
+            agent = read(m)
+            done = [b for b in agent.metrics.backtest if b.name == period]
+            add(done[0].rows if done else (), ("agent",), agent.summary.periods_per_year)
         elif m.stage == "multiverse":
             counted.setdefault("multiverse", []).append(m.id)
-            table = m.metrics.get("comparison", {})
-            for policy in ("filtered", "sized"):
-                for cost, figures in table.get(policy, {}).items():
-                    add(cost, _per_bar(figures["sharpe"], m))
+            mv = multiverse_artifact.read(m)
+            add(mv.metrics.comparison, ("filtered", "sized"), mv.summary.periods_per_year)
         elif m.stage in UPSTREAM and m.ref not in has_child:
             counted.setdefault(m.stage, []).append(m.id)
     return Census(counted=counted, sharpes=sharpes)

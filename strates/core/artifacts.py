@@ -434,10 +434,15 @@ def first_unused(manifests: list[Manifest], start: dt.datetime, end: dt.datetime
     return cut
 
 
-def check_disjoint(manifests: list[Manifest], start: dt.datetime, end: dt.datetime, *, period: str) -> None:
+def check_disjoint(manifests: list[Manifest], start: dt.datetime, end: dt.datetime, *, period: str,
+                   own: Mapping[str, Mapping[str, dt.datetime]] | None = None, ref: str = "this artifact") -> None:
     """Fail loudly if any of `manifests` was fitted or selected on data inside [start, end),
-    the evaluation `period`; the error names every offending artifact, use and range."""
-    hits = overlapping(manifests, start, end)
+    the evaluation `period`; the error names every offending artifact, use and range.
+    `own`: the ranges ({name: {start, end}}) the artifact being built (`ref`, not yet
+    written) was fitted on, checked alike."""
+    hits = overlapping(manifests, start, end) + [
+        Overlap(ref, name, dict(span), "fitted") for name, span in sorted((own or {}).items())
+        if span["start"] < end and start < span["end"]]
     if hits:
         later = max(h.span["end"] for h in hits)
         raise LeakageError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -11,17 +12,18 @@ import pytest
 from typer.testing import CliRunner
 
 from chaos_cli.app import app
-from strates.agent import PRESETS, Config, run
+from strates.agent import PRESETS, STAGE, Config, run
+from strates.agent.artifact import STRATEGIES, load, read, tables
 from strates.agent.stage import evaluation_periods
 from strates.core import artifacts
-from strates.core.config import apply_overrides, merge_presets
+from strates.core.config import apply_overrides, merge_presets, to_dict
 from strates.core.errors import ConfigError
+from strates.data.split import Fold, Period
 
 pytestmark = pytest.mark.xdist_group("pipeline")
 
 DEBUG = merge_presets(Config(), PRESETS, ["debug"])
-STRATEGIES = {"agent", "buy_and_hold", "momentum", "random"}
-COSTS = {"0bps", "5bps", "10bps", "20bps"}
+COSTS = (0.0, 5.0, 10.0, 20.0)
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +36,33 @@ def test_agent_backtest_against_baselines_at_every_cost(trained):
     ws, result = trained
     m = result.manifest
     assert m.stage == "agent" and set(m.parents) == {"cfm", "jepa", "tokens", "dataset"}
-    test = m.metrics["backtest"]["test"]
-    assert test["bars"] == 60 and test["assets"] == 2  # debug caps the period at 60 bars
-    table = test["table"]
-    assert set(table) == STRATEGIES and all(set(rows) == COSTS for rows in table.values())
-    for rows in table.values():
-        for row in rows.values():
-            assert all(np.isfinite(v) for v in row.values())
-            assert 0 <= row["max_drawdown"] < 1 and 0 <= row["hit_rate"] <= 1 and 0 <= row["dsr"] <= 1
+    agent = load(ws, m.id)  # read back from the workspace, typed
+    assert agent.metrics == read(m).metrics and agent.summary == read(m).summary
+    test = agent.backtest("test")
+    assert test.bars == 60 and test.assets == 2 and not test.absent  # debug caps the period at 60 bars
+    assert test.seed == DEBUG.train.seed + 100
+    assert {(r.strategy, r.cost_bps) for r in test.rows} == {(s, c) for s in STRATEGIES for c in COSTS}
+    for strategy in STRATEGIES:
+        rows = test.strategy(strategy)
+        assert [r.cost_bps for r in rows] == list(COSTS)
+        for r in rows:
+            assert all(np.isfinite(v) for v in dataclasses.astuple(r)[2:])
+            assert 0 <= r.max_drawdown < 1 and 0 <= r.hit_rate <= 1 and 0 <= r.dsr <= 1
         # the same positions at every cost: turnover equal, and PnL falls as costs rise
-        assert len({r["turnover"] for r in rows.values()}) == 1
-        totals = [rows[c]["total_return"] for c in ("0bps", "5bps", "10bps", "20bps")]
+        assert len({r.turnover for r in rows}) == 1
+        totals = [r.total_return for r in rows]
         assert totals == sorted(totals, reverse=True)
-    assert table["buy_and_hold"]["0bps"]["turnover"] == pytest.approx(1 / 60)  # one entry, then held
+    assert test.row("buy_and_hold", 0).turnover == pytest.approx(1 / 60)  # one entry, then held
     # every upstream fitted range is recorded, and the agent's own training period
-    fitted_refs = set(m.summary["upstream_fitted"])
-    assert {s.split("/")[0] for s in fitted_refs} >= {"tokenizer", "jepa", "cfm"}
-    assert m.fitted["train"]["end"] <= test["start"]
+    assert {s.split("/")[0] for s in agent.summary.upstream_fitted} >= {"tokenizer", "jepa", "cfm"}
+    assert {s.split("/")[0] for s in agent.summary.upstream_selected} >= {"jepa"}
+    assert agent.fitted.end <= test.span.start
+    assert agent.summary.trials.n_trials == agent.summary.n_trials >= 1 and agent.summary.periods_per_year > 0
+    assert agent.has_walk
+    # the tables the CLI and the report show: one per period, a row per strategy and cost
+    shown = tables(agent)
+    assert len(shown) == len(agent.periods) + bool(agent.summary.skipped)
+    assert len(shown[0].rows) == len(STRATEGIES) * len(COSTS) and shown[0].title.startswith("test ")
 
 
 def test_positions_and_equity_files_agree_with_the_table(trained):
@@ -59,14 +71,14 @@ def test_positions_and_equity_files_agree_with_the_table(trained):
     folder = f"agent/{m.id}"
     positions = pl.read_parquet(ws.local_path(f"{folder}/positions.parquet"))
     equity = pl.read_parquet(ws.local_path(f"{folder}/equity.parquet"))
-    assert set(positions["strategy"].unique()) == STRATEGIES
+    assert set(positions["strategy"].unique()) == set(STRATEGIES)
     assert positions["position"].abs().max() <= 1.0
     agent = positions.filter(pl.col("strategy") == "agent")
     assert agent.height == 60 * 2 and agent["position"].std() > 0  # the agent does trade
     curve = equity.filter((pl.col("strategy") == "agent") & (pl.col("cost_bps") == 5.0)).sort("ts")
     assert curve.height == 60
     np.testing.assert_allclose(curve["equity"].to_numpy()[-1] - 1.0,
-                               m.metrics["backtest"]["test"]["table"]["agent"]["5bps"]["total_return"], rtol=1e-9)
+                               read(m).backtest("test").row("agent", 5).total_return, rtol=1e-9)
     # hand accounting of the agent's PnL at 5 bps from the positions file, in simple
     # returns (next_return is the log return of the bar the position is held over)
     by_asset = []
@@ -98,40 +110,49 @@ def test_reuse_and_cli_json(trained):
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["reused"] and out["ref"] == result.manifest.ref
-    assert set(out["metrics"]["backtest"]["test"]["table"]) == STRATEGIES
+    assert [b["name"] for b in out["metrics"]["backtest"]] == [b.name for b in read(result.manifest).periods]
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "train-agent", "--preset", "debug"], catch_exceptions=False)
+    assert res.exit_code == 0 and "max drawdown" in res.stdout and f"reused {result.manifest.ref}" in res.stdout
     res = CliRunner().invoke(app, ["--workspace", ws.url, "train-agent", "--preset", "debug", "--cvar-alpha", "1.5"])
     assert res.exit_code == 2 and "planner.cvar_alpha" in res.stderr
+
+
+def test_an_invalid_choice_exits_2_listing_the_valid_ones(tmp_path):
+    for args in (["--planner", "mpi"], ["--set", "loss.uncertainty=ensemble"]):
+        res = CliRunner().invoke(app, ["--workspace", str(tmp_path / "ws"), "train-agent", "--preset", "debug", *args])
+        assert res.exit_code == 2, res.output
+        assert "mppi, policy" in res.stderr or "none, q_ensemble" in res.stderr
+
+
+def test_the_artifact_id_is_that_of_the_resolved_config(trained):
+    ws, result = trained
+    m = result.manifest
+    assert m.id == artifacts.artifact_id("agent", to_dict(STAGE.configure(["debug"])), m.parents)
 
 
 def test_policy_planner_and_trials_count_for_the_deflated_sharpe(trained):
     ws, first = trained
     config = apply_overrides(DEBUG, ["planner.kind=policy", "train.steps=20"])
-    second = run(config, ws, cfm=first.manifest.parents["cfm"]).manifest
-    assert second.summary["planner"] == "policy"
-    assert second.summary["n_trials"] >= 2  # the first agent on this cfm counts as a trial
-    row = second.metrics["backtest"]["test"]["table"]
+    second = read(run(config, ws, cfm=first.manifest.parents["cfm"]).manifest)
+    assert second.summary.planner == "policy"
+    assert second.summary.n_trials >= 2  # the first agent on this cfm counts as a trial
+    test = second.backtest("test")
     # buy-and-hold does not depend on the agent's configuration
-    assert row["buy_and_hold"]["5bps"]["sharpe"] == first.manifest.metrics["backtest"]["test"]["table"]["buy_and_hold"]["5bps"]["sharpe"]
+    assert test.row("buy_and_hold", 5).sharpe == read(first.manifest).backtest("test").row("buy_and_hold", 5).sharpe
     # more trials raise the bar the agent's Sharpe must clear
-    assert row["agent"]["5bps"]["sr0_annual"] > 0
-
-
-def _manifest(stage, fitted):
-    return artifacts.Manifest(stage=stage, id="0" * 16, created=dt.datetime.now(dt.UTC), config={}, parents={},
-                              files={}, metrics={}, summary={}, fitted=fitted, version="")
+    assert test.row("agent", 5).sr0_annual > 0
 
 
 def test_walk_forward_folds_are_backtested_unless_a_model_saw_them():
     day = lambda d: dt.datetime(2024, 1, d, tzinfo=dt.UTC)  # noqa: E731
-    span = lambda a, b: {"start": day(a), "end": day(b)}  # noqa: E731
-    folds = [{"name": f"wf{k}", "train": span(1, 10 + 4 * k), "validation": span(10 + 4 * k, 12 + 4 * k),
-              "test": span(12 + 4 * k, 14 + 4 * k)} for k in range(3)]
-    dataset = _manifest("dataset", {})
-    dataset.summary["split"] = {"folds": folds}
-    fitted = [_manifest("cfm", {"train": span(1, 14)})]  # fitted on fold wf1's train period
-    periods, skipped = evaluation_periods(DEBUG, dataset, folds[1], fitted)
+    span = lambda a, b: Period(day(a), day(b))  # noqa: E731
+    folds = [Fold(f"wf{k}", span(1, 10 + 4 * k), span(10 + 4 * k, 12 + 4 * k), span(12 + 4 * k, 14 + 4 * k))
+             for k in range(3)]
+    fitted = [artifacts.Manifest(stage="cfm", id="0" * 16, created=dt.datetime.now(dt.UTC), config={}, parents={},
+                                 files={}, metrics={}, summary={}, fitted={"train": span(1, 14).to_dict()}, version="")]
+    periods, skipped = evaluation_periods(DEBUG, folds, folds[1], fitted)  # fitted on fold wf1's train period
     assert [p.name for p in periods] == ["test", "test:wf2"]
-    assert [s["fold"] for s in skipped] == ["wf0"]  # its test days 12-14 were training data
+    assert [s.fold for s in skipped] == ["wf0"]  # its test days 12-14 were training data
 
 
 def test_planning_beyond_the_futures_is_refused_before_training(trained):
