@@ -1,8 +1,9 @@
 """Multiverse Crossing: M geodesic perturbations of each state on the representation
 sphere, futures and decisions per universe, and whether decisions survive them
-(`crossing.py` holds the canonical definitions; the stage is `stage.py`)."""
+(`crossing.py` holds the canonical definitions; the stage is `stage.py`, what it records
+`artifact.py`)."""
 
 from strates.multiverse.config import PRESETS, Config
-from strates.multiverse.stage import run
+from strates.multiverse.stage import STAGE, run
 
-__all__ = ["Config", "PRESETS", "run"]
+__all__ = ["Config", "PRESETS", "STAGE", "run"]

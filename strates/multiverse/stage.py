@@ -31,50 +31,25 @@ verdicts in the manifest.
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
+from strates.agent import artifact as agent_artifact
 from strates.core import artifacts
-from strates.core.errors import ArtifactNotFound
+from strates.core import stage as template
 from strates.core.config import to_dict
-from strates.core.progress import NullReporter, Reporter
+from strates.core.errors import ArtifactNotFound
+from strates.core.progress import Reporter
 from strates.core.workspace import Workspace
-from strates.multiverse.config import Config
+from strates.data import artifact as data_artifact
+from strates.multiverse import artifact
+from strates.multiverse.artifact import (
+    GATED, METRICS, Crossed, DecisionTimes, Distribution, Distributions, Metrics, NoiseFloor, Replay, Summary, Verdict,
+)
+from strates.multiverse.config import DEFAULT_PRESET, PRESETS, Config
 
-STAGE = "multiverse"
-METRICS = ("consensus", "bifurcation", "effective_modes", "lyapunov")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    manifest: artifacts.Manifest
-    reused: bool
-
-
-def load_decider(ws: Workspace, agent: artifacts.Manifest):
-    """The agent artifact's trained agent with its cfm's flows, as a `Decider`."""
-    import jax
-
-    from strates.agent import model
-    from strates.agent.config import Config as AgentConfig
-    from strates.agent.policy import Decider
-    from strates.cfm.stage import load_flows
-    from strates.core.checkpoints import restore_params
-    from strates.core.config import from_dict
-
-    config = from_dict(AgentConfig, agent.config)
-    cfm = artifacts.resolve(ws, agent.parents["cfm"], stage="cfm")
-    flows, scales = load_flows(ws, cfm)
-    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), config.model, state_dim=int(scales["state_dim"])))
-    rel = f"{agent.stage}/{agent.id}/checkpoints"
-    params = restore_params(ws.local_path(rel) or ws.uri(rel), abstract)
-    return Decider(config, params, flows, ret_scale=float(scales["ret_scale"]), cfm_horizon=int(scales["horizon"]),
-                   state_dim=int(scales["state_dim"]))
 
 
 def _summaries(decider, x, universes, *, hc: int):
@@ -180,49 +155,30 @@ def latest_reading(bars: np.ndarray, t_len: int) -> np.ndarray:
     return np.searchsorted(bars, np.arange(t_len), side="right") - 1
 
 
-def distribution(values: np.ndarray) -> dict[str, float]:
-    q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
-    return {"mean": float(values.mean()), "std": float(values.std()), "min": float(values.min()),
-            "p05": float(q[0]), "p25": float(q[1]), "p50": float(q[2]), "p75": float(q[3]), "p95": float(q[4]),
-            "max": float(values.max())}
-
-
-def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = False,
-        reporter: Reporter | None = None) -> Result:
+def build(job: template.Job[Config]) -> template.Output:
+    """Cross the agent's test period (see the module docstring)."""
     import jax
 
     from strates.agent import backtest
     from strates.agent.bootstrap import paired_difference
-    from strates.agent.config import Config as AgentConfig
-    from strates.agent.stage import WALK, Period, clock, equity_frame, load_walk, periods_per_year, walk_seed
     from strates.agent.trials import census
     from strates.cfm.data import load_states
-    from strates.core.config import from_dict
 
-    rep = reporter or NullReporter()
-    am = artifacts.resolve(ws, agent, stage="agent")
-    parents = {"agent": am.id, **{k: am.parents[k] for k in ("cfm", "jepa", "tokens", "dataset")}}
-    resolved = to_dict(config)
-    aid, existing = artifacts.lookup(ws, STAGE, resolved, parents, force=force)
-    if existing is not None:
-        return Result(existing, True)
-    name = "test" if "test" in am.metrics["backtest"] else next(iter(am.metrics["backtest"]))
-    span = am.metrics["backtest"][name]
-    period = Period(name, span["start"], span["end"])
-    artifacts.check_disjoint([am, *artifacts.ancestors(ws, am)], period.start, period.end, period=name)
-    t0 = time.perf_counter()
-    jm = artifacts.resolve(ws, am.parents["jepa"], stage="jepa")
+    config, ws, rep = job.config, job.ws, job.reporter
+    am = agent_artifact.read(job.parent("agent"))
+    b = am.backtest("test" if any(p.name == "test" for p in am.periods) else am.periods[0].name)
+    artifacts.check_disjoint(job.upstream(), b.span.start, b.span.end, period=b.name)
+    dataset = data_artifact.read(job.parent("dataset"))
     with rep.task("embedding every bar with the JEPA"):
-        states, _, dataset = load_states(ws, jm)
-    decider = load_decider(ws, am)
-    agent_config = from_dict(AgentConfig, am.config)
-    ts, h, valid, r_next, _ = clock(states, period, agent_config.backtest.max_bars)  # the backtest's own clock
-    walk_key = jax.random.key(int(span.get("seed", walk_seed(agent_config, 0))))
-    if WALK in am.files:  # the agent's own walk through the test period, as its backtest took it
-        det, returns, values = load_walk(ws, am)
+        states, _, _ = load_states(ws, job.parent("jepa"))
+    decider = agent_artifact.load_decider(ws, am)
+    ts, h, valid, r_next, _ = backtest.clock(states, b.span, am.config.backtest.max_bars)  # the backtest's own clock
+    walk_key = jax.random.key(b.seed)
+    if am.has_walk:  # the agent's own walk through the test period, as its backtest took it
+        det, returns, values = agent_artifact.load_walk(ws, am)
         if det.positions.shape != valid.shape:
-            raise ArtifactNotFound(f"{am.ref}/{WALK} holds {det.positions.shape} bars x assets, the test clock "
-                                   f"{valid.shape}", fix=f"re-run `chaos train-agent --force` for {am.ref}")
+            raise ArtifactNotFound(f"{am.ref}/{agent_artifact.WALK} holds {det.positions.shape} bars x assets, the "
+                                   f"test clock {valid.shape}", fix=f"re-run `chaos train-agent --force` for {am.ref}")
     else:  # an agent built before walks were saved: replay it with its backtest's random streams
         with rep.task(f"replaying the agent's walk: {len(ts)} bars x {len(states)} assets"):
             returns, values = decider.inputs(h, key=walk_key)
@@ -246,53 +202,56 @@ def run(config: Config, ws: Workspace, *, agent: str = "latest", force: bool = F
                     pool.submit(decider.walk, h, valid, returns, values, key=walk_key, scale=sized_by)]
             filtered, sized = (j.result() for j in jobs)
     strategies = {"deterministic": det.positions, "filtered": filtered.positions, "sized": sized.positions}
-    ppy = periods_per_year(dataset)
-    tried = census(ws, parents["dataset"], candidate=aid, chain=parents, extra=("filtered", "sized"))
-    trials = max(int(am.summary.get("n_trials", 1)), tried.n_trials)
-    table, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.cost_levels, periods_per_year=ppy,
-                                    n_trials={"deterministic": trials, "filtered": trials, "sized": trials},
-                                    trial_sharpes=tried.sharpes)
-    verdicts = {key: {policy: paired_difference(pnls[policy][key], pnls["deterministic"][key], periods_per_year=ppy,
-                                                replicates=config.bootstrap, seed=config.seed).to_dict()
-                      for policy in ("filtered", "sized")}
-                for key in pnls["deterministic"]}
-    writer = artifacts.begin(ws, STAGE, aid)
-    try:
-        writer.write_parquet("decisions.parquet", _decisions_frame(name, ts[bars], states, ok, out, contested,
+    ppy = dataset.summary.periods_per_year
+    tried = census(ws, dataset.id, candidate=job.id, chain={kind: m.id for kind, m in job.parents.items()},
+                   extra=GATED)
+    trials = max(am.summary.n_trials, tried.n_trials)
+    rows, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.cost_levels, periods_per_year=ppy,
+                                   n_trials={s: trials for s in strategies}, trial_sharpes=tried.sharpes)
+    verdicts = tuple(Verdict.of(policy, cost, paired_difference(
+        pnls[policy][cost], pnls["deterministic"][cost], periods_per_year=ppy, replicates=config.bootstrap,
+        seed=config.seed)) for cost in pnls["deterministic"] for policy in GATED)
+    job.writer.write_parquet("decisions.parquet", _decisions_frame(b.name, ts[bars], states, ok, out, contested,
                                                                     r_next[bars]))
-        writer.write_parquet("fans.parquet", _fans_frame(ts[bars], states, ok, out["fans"]))
-        writer.write_parquet("equity.parquet", equity_frame(name, ts, pnls))
-        last = np.nonzero(ok.any(1))[0]
-        replay = _replay_gap(ws, am, name, ts, states, valid, det.positions)
-        metrics: dict[str, Any] = {
-            "universes": config.universes, "sigma": config.sigma, "futures": decider.futures_per_state,
-            "threshold": config.threshold,
-            "period": {"name": name, "start": period.start, "end": period.end, "bars": len(ts)},
-            "decision_times": {"count": len(bars), "of_bars": len(ts), "every": bool(len(bars) == int(valid.any(1).sum())),
-                               "first": _utc(ts[bars[0]]) if len(bars) else period.start,
-                               "last": _utc(ts[bars[-1]]) if len(bars) else period.start},
-            "decisions": int(ok.sum()), "contested": int(contested.sum()),
-            "contested_share": float(contested[ok].mean()) if ok.any() else 0.0,
-            "contested_assets_last": [states[a].asset for a in np.nonzero(contested[last[-1]])[0]] if len(last) else [],
-            "distribution": {m: distribution(out[m][ok]) for m in METRICS},
-            "noise_floor": {"copies": config.universes, "flip_rate": float(out["flip"][ok].mean()) if ok.any() else 0.0,
-                            "bifurcation": float(out["bifurcation"][ok].mean()) if ok.any() else 0.0,
-                            "above_floor": float(out["bifurcation"][ok].mean() - out["flip"][ok].mean())
-                            if ok.any() else 0.0},
-            "replay": {"max_abs_diff_backtest": replay,
-                       "universe0_batch_max_abs_diff": float(np.abs(out["universe0"] - det.actions[bars])[ok].max())
-                       if ok.any() else 0.0},
-            "comparison": table, "verdict": verdicts, "seconds": round(time.perf_counter() - t0, 2),
-        }
-        summary = {"agent": am.ref, "planner": decider.config.planner.kind, "band": config.band,
-                   "periods_per_year": ppy, "n_trials": trials, "trials": tried.to_dict(),
-                   "absent": [s.asset for s, p in zip(states, valid.any(0), strict=True) if not p],
-                   "definitions": "DESIGN.md, Canonical definitions; strates/multiverse/crossing.py"}
-        manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary)
-    except BaseException:
-        writer.abort()
-        raise
-    return Result(manifest, False)
+    job.writer.write_parquet("fans.parquet", _fans_frame(ts[bars], states, ok, out["fans"]))
+    job.writer.write_parquet("equity.parquet", backtest.equity_frame(b.name, ts, pnls))
+    last = np.nonzero(ok.any(1))[0]
+    any_ok = bool(ok.any())
+    flip = float(out["flip"][ok].mean()) if any_ok else 0.0
+    bifurcation = float(out["bifurcation"][ok].mean()) if any_ok else 0.0
+    first_t, last_t = (_utc(ts[bars[0]]), _utc(ts[bars[-1]])) if len(bars) else (b.span.start, b.span.start)
+    metrics = Metrics(
+        universes=config.universes, sigma=config.sigma, futures=decider.futures_per_state, threshold=config.threshold,
+        period=Crossed(b.name, b.span, len(ts)),
+        decision_times=DecisionTimes(count=len(bars), of_bars=len(ts), every=bool(len(bars) == int(valid.any(1).sum())),
+                                     first=first_t, last=last_t),
+        decisions=int(ok.sum()), contested=int(contested.sum()),
+        contested_share=float(contested[ok].mean()) if any_ok else 0.0,
+        contested_assets_last=tuple(states[a].asset for a in np.nonzero(contested[last[-1]])[0]) if len(last) else (),
+        distribution=Distributions(**{m: Distribution.of(out[m][ok]) for m in METRICS}),
+        noise_floor=NoiseFloor(copies=config.universes, flip_rate=flip, bifurcation=bifurcation,
+                               above_floor=bifurcation - flip if any_ok else 0.0),
+        replay=Replay(universe0_batch_max_abs_diff=float(np.abs(out["universe0"] - det.actions[bars])[ok].max())
+                      if any_ok else 0.0,
+                      max_abs_diff_backtest=_replay_gap(ws, am, b.name, ts, states, valid, det.positions)),
+        comparison=rows, verdict=verdicts,
+    )
+    summary = Summary(agent=am.ref, planner=am.config.planner.kind, band=config.band, periods_per_year=ppy,
+                      n_trials=trials, trials=tried.trials(),
+                      absent=tuple(s.asset for s, p in zip(states, valid.any(0), strict=True) if not p))
+    return template.Output(to_dict(metrics), to_dict(summary))
+
+
+STAGE: template.Stage[Config] = template.Stage(
+    kind=artifact.KIND, command=artifact.COMMAND, config=Config, build=build,
+    parents=("agent", "cfm", "jepa", "tokens", "dataset"), presets=PRESETS, default_preset=DEFAULT_PRESET,
+)
+
+
+def run(config: Config, ws: Workspace, *, agent: str | artifacts.Manifest = "latest", force: bool = False,
+        reporter: Reporter | None = None) -> template.Result:
+    """Cross the agent artifact `agent` (a reference or a manifest)."""
+    return template.run(STAGE, config, ws, parents={"agent": agent}, force=force, reporter=reporter)
 
 
 def _utc(t: np.datetime64):
@@ -301,15 +260,12 @@ def _utc(t: np.datetime64):
     return t.astype("datetime64[us]").item().replace(tzinfo=dt.UTC)
 
 
-def _replay_gap(ws: Workspace, am: artifacts.Manifest, period: str, ts, states, valid, positions) -> float | None:
-    """Largest |difference| between the replayed walk and the agent's positions file on the
-    period (None when the file lacks the period)."""
-    import io
-
+def _replay_gap(ws: Workspace, am: agent_artifact.Agent, period: str, ts, states, valid, positions) -> float | None:
+    """Largest |difference| between the walk and the agent's positions file on the period
+    (None when the file lacks the period)."""
     import polars as pl
 
-    frame = pl.read_parquet(io.BytesIO(ws.read_bytes(f"{am.stage}/{am.id}/positions.parquet")))
-    frame = frame.filter((pl.col("period") == period) & (pl.col("strategy") == "agent"))
+    frame = agent_artifact.load_positions(ws, am, period=period)
     if not frame.height:
         return None
     t, a = np.nonzero(valid)

@@ -11,10 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from chaos_cli.app import app
+from strates.agent.artifact import WALK, load_decider
+from strates.agent.artifact import read as read_agent
 from strates.core import artifacts
 from strates.core.config import apply_overrides, merge_presets
 from strates.multiverse import PRESETS, Config, run
-from strates.multiverse.stage import decision_bars, latest_reading, load_decider
+from strates.multiverse.artifact import GATED, METRICS, POLICIES, load, read, tables
+from strates.multiverse.stage import decision_bars, latest_reading
 
 pytestmark = pytest.mark.xdist_group("pipeline")
 
@@ -29,7 +32,7 @@ def _read(ws, m, name):
 @pytest.fixture(scope="module")
 def crossed(debug_pipeline):
     ws, out = debug_pipeline
-    return ws, out, run(DEBUG, ws, agent=out["agent"].id).manifest
+    return ws, out, read(run(DEBUG, ws, agent=out["agent"].id).manifest)
 
 
 def test_decision_times_span_the_whole_period():
@@ -43,52 +46,61 @@ def test_decision_times_span_the_whole_period():
 
 
 def test_metrics_per_asset_and_time(crossed):
-    ws, out, m = crossed
-    assert m.parents["agent"] == out["agent"].id and m.metrics["universes"] == 4
-    d = _read(ws, m, "decisions.parquet")
-    assert d.height == 24 * 2 and m.metrics["decisions"] == d.height
-    times = m.metrics["decision_times"]
-    assert times["count"] == 24 and times["of_bars"] == BARS and not times["every"]
-    assert times["last"].replace(tzinfo=None) == d["ts"].max() and times["first"].replace(tzinfo=None) == d["ts"].min()
-    u = m.metrics["universes"] + 1
+    ws, out, mv = crossed
+    m = mv.metrics
+    assert mv.manifest.parents["agent"] == out["agent"].id and m.universes == 4
+    assert load(ws, mv.id) == read(mv.manifest)  # read back from the workspace, typed
+    d = _read(ws, mv, "decisions.parquet")
+    assert d.height == 24 * 2 and m.decisions == d.height
+    times = m.decision_times
+    assert times.count == 24 and times.of_bars == BARS and m.period.bars == BARS and not times.every
+    assert times.last.replace(tzinfo=None) == d["ts"].max() and times.first.replace(tzinfo=None) == d["ts"].min()
+    assert m.period.name == "test" and m.period.span == read_agent(out["agent"]).backtest("test").span
+    u = m.universes + 1
     c = d["consensus"].to_numpy()
     assert ((c >= 1 / 3 - 1e-9) & (c <= 1)).all() and np.allclose(c * u, np.round(c * u))  # whole universes
     b = d["bifurcation"].to_numpy()
     assert ((b >= 0) & (b <= 1)).all() and np.allclose(b * (u - 1), np.round(b * (u - 1)))
     f = d["flip"].to_numpy()
     assert ((f >= 0) & (f <= 1)).all() and np.allclose(f * (u - 1), np.round(f * (u - 1)))
-    floor = m.metrics["noise_floor"]
-    assert floor["flip_rate"] == pytest.approx(f.mean()) and floor["above_floor"] == pytest.approx(b.mean() - f.mean())
+    floor = m.noise_floor
+    assert floor.flip_rate == pytest.approx(f.mean()) and floor.above_floor == pytest.approx(b.mean() - f.mean())
+    assert floor.bifurcation == pytest.approx(b.mean()) and floor.copies == m.universes
     assert (d["effective_modes"].to_numpy() >= 1 - 1e-6).all() and np.isfinite(d["lyapunov"].to_numpy()).all()
-    assert (d["contested"].to_numpy() == (c < m.metrics["threshold"])).all()
-    assert m.metrics["contested"] == int(d["contested"].sum())
-    fans = _read(ws, m, "fans.parquet")
+    assert (d["contested"].to_numpy() == (c < m.threshold)).all()
+    assert m.contested == int(d["contested"].sum()) and m.contested_share == pytest.approx(d["contested"].mean())
+    assert m.distribution.consensus.mean == pytest.approx(c.mean()) and [k for k, _ in m.distribution.items()] == list(
+        METRICS)
+    fans = _read(ws, mv, "fans.parquet")
     q = fans.select("q05", "q25", "q50", "q75", "q95").to_numpy()
     assert (np.diff(q, axis=1) >= -1e-12).all() and fans["step"].max() == 4  # the debug cfm horizon
-    comparison = m.metrics["comparison"]
-    assert set(comparison) == {"deterministic", "filtered", "sized"}
-    assert all(set(rows) == {"0bps", "5bps", "10bps", "20bps"} for rows in comparison.values())
-    assert all(r["bars"] == BARS for rows in comparison.values() for r in rows.values())  # every bar, all policies
-    assert set(m.metrics["distribution"]) == {"consensus", "bifurcation", "effective_modes", "lyapunov"}
-    verdict = m.metrics["verdict"]["5bps"]["filtered"]
-    assert verdict["sharpe_lo"] <= verdict["sharpe_diff"] <= verdict["sharpe_hi"]
-    assert verdict["shown"] == (verdict["sharpe_lo"] > 0 or verdict["sharpe_hi"] < 0)
+    costs = (0.0, 5.0, 10.0, 20.0)
+    assert {(r.strategy, r.cost_bps) for r in m.comparison} == {(p, c) for p in POLICIES for c in costs}
+    assert all(r.bars == BARS for r in m.comparison)  # every bar, all policies
+    assert {(v.policy, v.cost_bps) for v in m.verdict} == {(p, c) for p in GATED for c in costs}
+    verdict = mv.verdict("filtered", 5)
+    assert verdict.sharpe_lo <= verdict.sharpe_diff <= verdict.sharpe_hi
+    assert verdict.shown == (verdict.sharpe_lo > 0 or verdict.sharpe_hi < 0)
+    assert mv.summary.agent == out["agent"].ref and mv.summary.n_trials >= read_agent(out["agent"]).summary.n_trials
+    # the tables the CLI and the report show
+    shown = tables(mv)
+    assert [len(t.rows) for t in shown] == [len(METRICS), 5, len(POLICIES) * len(costs), len(GATED) * len(costs)]
 
 
 def test_universe_zero_is_the_agents_backtest(crossed):
-    ws, out, m = crossed
-    assert m.metrics["replay"]["max_abs_diff_backtest"] == 0.0
-    assert m.metrics["replay"]["universe0_batch_max_abs_diff"] < 1e-4
-    eq = _read(ws, m, "equity.parquet").filter((pl.col("strategy") == "deterministic") & (pl.col("cost_bps") == 5.0))
+    ws, out, mv = crossed
+    assert mv.metrics.replay.max_abs_diff_backtest == 0.0
+    assert mv.metrics.replay.universe0_batch_max_abs_diff < 1e-4
+    eq = _read(ws, mv, "equity.parquet").filter((pl.col("strategy") == "deterministic") & (pl.col("cost_bps") == 5.0))
     agent_eq = pl.read_parquet(ws.local_path(f"agent/{out['agent'].id}/equity.parquet")).filter(
         (pl.col("strategy") == "agent") & (pl.col("cost_bps") == 5.0) & (pl.col("period") == "test"))
     np.testing.assert_array_equal(eq.sort("ts")["equity"].to_numpy(), agent_eq.sort("ts")["equity"].to_numpy())
+    assert mv.row("deterministic", 5).sharpe == read_agent(out["agent"]).backtest("test").row("agent", 5).sharpe
 
 
 def test_gated_policies_walk_from_their_own_positions(debug_pipeline):
     ws, out = debug_pipeline
-    am = artifacts.resolve(ws, out["agent"].id, stage="agent")
-    decider = load_decider(ws, am)
+    decider = load_decider(ws, out["agent"])
     rng = np.random.default_rng(0)
     t_len, a_len, d = 30, 2, decider.state_dim
     h = rng.standard_normal((t_len, a_len, d)).astype(np.float32)
@@ -108,26 +120,30 @@ def test_gated_policies_walk_from_their_own_positions(debug_pipeline):
 def test_sigma_zero_gives_trivial_metrics_end_to_end(crossed):
     # with shared random numbers, unperturbed universes draw the same futures and decide alike
     ws, out, _ = crossed
-    m = run(apply_overrides(DEBUG, ["sigma=0"]), ws, agent=out["agent"].id).manifest
-    d = _read(ws, m, "decisions.parquet")
+    mv = read(run(apply_overrides(DEBUG, ["sigma=0"]), ws, agent=out["agent"].id).manifest)
+    d = _read(ws, mv, "decisions.parquet")
     assert (d["consensus"] == 1.0).all() and (d["bifurcation"] == 0.0).all()
     assert (d["lyapunov"] == 0.0).all() and np.allclose(d["effective_modes"].to_numpy(), 1.0)
-    assert m.metrics["contested"] == 0
-    table = m.metrics["comparison"]
+    assert mv.metrics.contested == 0
     # nothing contested and consensus 1: the gated walks are the agent's walk, bar for bar
-    assert table["filtered"]["5bps"]["total_return"] == table["deterministic"]["5bps"]["total_return"]
-    assert table["sized"]["5bps"]["total_return"] == table["deterministic"]["5bps"]["total_return"]
-    v = m.metrics["verdict"]["5bps"]["filtered"]
-    assert v["sharpe_diff"] == 0.0 and not v["shown"]
+    assert mv.row("filtered", 5).total_return == mv.row("deterministic", 5).total_return
+    assert mv.row("sized", 5).total_return == mv.row("deterministic", 5).total_return
+    v = mv.verdict("filtered", 5)
+    assert v.sharpe_diff == 0.0 and not v.shown
+    assert "No decision was contested" in tables(mv)[-1].caption
 
 
 def test_cli_json_reuse_and_bad_input(crossed):
-    ws, out, m = crossed
+    ws, out, mv = crossed
     res = CliRunner().invoke(app, ["--workspace", ws.url, "--json", "multiverse", "--preset", "debug",
                                    "--agent", out["agent"].id], catch_exceptions=False)
     assert res.exit_code == 0, res.stderr
     got = json.loads(res.stdout)
-    assert got["reused"] and got["ref"] == m.ref and got["metrics"]["universes"] == 4
+    assert got["reused"] and got["ref"] == mv.ref and got["metrics"]["universes"] == 4
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "multiverse", "--preset", "debug", "--agent",
+                                   out["agent"].id], catch_exceptions=False)
+    assert res.exit_code == 0 and "verdicts" in res.stdout and f"reused {mv.ref}" in res.stdout
+    assert "ΔSharpe" not in res.stdout and "Δ Sharpe" in res.stdout
     res = CliRunner().invoke(app, ["--workspace", ws.url, "multiverse", "--preset", "debug", "--universes", "0"])
     assert res.exit_code == 2 and "universes" in res.stderr
     res = CliRunner().invoke(app, ["--workspace", ws.url, "multiverse", "--agent", "ffffffff"])
@@ -140,7 +156,6 @@ def test_an_agent_without_a_saved_walk_is_replayed_exactly(debug_pipeline, tmp_p
     import dataclasses
     import shutil
 
-    from strates.agent.stage import WALK
     from strates.core.workspace import Workspace
 
     ws, out = debug_pipeline
@@ -152,6 +167,7 @@ def test_an_agent_without_a_saved_walk_is_replayed_exactly(debug_pipeline, tmp_p
     copy.remove(f"agent/{am.id}/{WALK}")
     for m in artifacts.list_artifacts(copy, "multiverse"):
         copy.remove(f"multiverse/{m.id}")
-    m = run(DEBUG, copy, agent=am.id).manifest
-    assert m.metrics["replay"]["max_abs_diff_backtest"] == 0.0
-    assert m.metrics["replay"]["universe0_batch_max_abs_diff"] < 1e-4
+    assert not read_agent(artifacts.get(copy, "agent", am.id)).has_walk
+    mv = read(run(DEBUG, copy, agent=am.id).manifest)
+    assert mv.metrics.replay.max_abs_diff_backtest == 0.0
+    assert mv.metrics.replay.universe0_batch_max_abs_diff < 1e-4

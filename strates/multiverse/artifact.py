@@ -1,0 +1,306 @@
+"""The `multiverse` artifact, typed: what `chaos multiverse` records and the report reads.
+
+`read(manifest)` types a manifest already held; `load(ws, ref)` resolves and types one.
+`tables(multiverse)` are the tables the CLI and the report both show: the distribution of
+the per-decision metrics, the decisions against the noise floor, the comparison of the
+deterministic, filtered and consensus-sized policies (the agent's backtest table,
+`strates.agent.artifact.performance_table`) and the verdicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from strates.agent.artifact import BACKTEST_NOTE, Performance, Trials, find, performance_table, span_text
+from strates.agent.config import PlannerKind
+from strates.core import artifacts
+from strates.core.config import from_dict
+from strates.core.table import Table, table
+from strates.core.workspace import Workspace
+from strates.data.split import Period
+from strates.multiverse.config import Config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from strates.agent.bootstrap import Difference
+
+KIND = "multiverse"
+COMMAND = "multiverse"
+METRICS = ("consensus", "bifurcation", "effective_modes", "lyapunov")
+POLICIES = ("deterministic", "filtered", "sized")
+GATED = ("filtered", "sized")  # the policies judged against the deterministic one
+STATS = ("mean", "std", "min", "p05", "p25", "p50", "p75", "p95", "max")
+DEFINITIONS = "DESIGN.md, Canonical definitions; strates/multiverse/crossing.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class Distribution:
+    """A per-decision metric over every asset and decision time: mean, std, min, the 5th,
+    25th, 50th, 75th and 95th percentiles, max."""
+
+    mean: float
+    std: float
+    min: float
+    p05: float
+    p25: float
+    p50: float
+    p75: float
+    p95: float
+    max: float
+
+    @classmethod
+    def of(cls, values) -> Distribution:
+        """Of `values [K]` (K >= 1)."""
+        import numpy as np
+
+        q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
+        return cls(float(values.mean()), float(values.std()), float(values.min()), *map(float, q),
+                   float(values.max()))
+
+    def stat(self, name: str) -> float:
+        """One of `STATS`."""
+        return getattr(self, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Distributions:
+    """The distribution of each metric of `crossing` (`METRICS`)."""
+
+    consensus: Distribution
+    bifurcation: Distribution
+    effective_modes: Distribution
+    lyapunov: Distribution
+
+    def items(self) -> tuple[tuple[str, Distribution], ...]:
+        return tuple((name, getattr(self, name)) for name in METRICS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Crossed:
+    """The period crossed (the agent's backtest period `name`), its span and its bars."""
+
+    name: str
+    span: Period
+    bars: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionTimes:
+    """`count` decision times of the period's `of_bars` bars (`every` bar, or evenly spaced
+    over the whole period), from `first` to `last`."""
+
+    count: int
+    of_bars: int
+    every: bool
+    first: dt.datetime
+    last: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseFloor:
+    """The decision noise floor: the flip rate of `copies` re-seeded copies of universe 0
+    (σ = 0), the mean bifurcation index, and how far it is above the floor."""
+
+    copies: int
+    flip_rate: float
+    bifurcation: float
+    above_floor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """How exactly universe 0 is the agent's walk: the largest |difference| from the
+    agent's positions file (None when the file lacks the period), and, at the decision
+    times, from universe 0 recomputed in the batch with the same random streams."""
+
+    universe0_batch_max_abs_diff: float
+    max_abs_diff_backtest: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """A gated `policy` against the deterministic one at `cost_bps`: the paired stationary
+    block bootstrap of the per-bar return difference (`strates.agent.bootstrap`): the
+    annualised Sharpe and mean-return differences with their `level` intervals, the mean
+    block length, the replicates, and whether the Sharpe interval excludes 0 (`shown`)."""
+
+    policy: str
+    cost_bps: float
+    sharpe_diff: float
+    sharpe_lo: float
+    sharpe_hi: float
+    return_diff: float
+    return_lo: float
+    return_hi: float
+    block: float
+    replicates: int
+    level: float
+    shown: bool
+
+    @classmethod
+    def of(cls, policy: str, cost_bps: float, d: Difference) -> Verdict:
+        return cls(policy, float(cost_bps), d.sharpe_diff, d.sharpe_lo, d.sharpe_hi, d.return_diff, d.return_lo,
+                   d.return_hi, d.block, d.replicates, d.level, d.shown)
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """M `universes` (+ the unperturbed one) at angle `sigma`, N `futures` each, the
+    contested `threshold`; the period and its decision times; the decisions (asset x
+    decision time) and how many were contested (and which assets at the last decision
+    time); the metrics' distributions, the noise floor, the replay check; the policies'
+    backtest rows (`comparison`) and the verdicts per cost level."""
+
+    universes: int
+    sigma: float
+    futures: int
+    threshold: float
+    period: Crossed
+    decision_times: DecisionTimes
+    decisions: int
+    contested: int
+    contested_share: float
+    distribution: Distributions
+    noise_floor: NoiseFloor
+    replay: Replay
+    comparison: tuple[Performance, ...]
+    verdict: tuple[Verdict, ...]
+    contested_assets_last: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """The agent crossed, its planner, the flat band, the measured periods per year, the
+    trials the DSR counts, the assets with no bar in the period, where the definitions are."""
+
+    agent: str
+    planner: PlannerKind
+    band: float
+    periods_per_year: float
+    n_trials: int
+    trials: Trials
+    absent: tuple[str, ...] = ()
+    definitions: str = DEFINITIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class Multiverse:
+    """A multiverse artifact: its `manifest`, resolved `config`, typed `summary` and `metrics`."""
+
+    manifest: artifacts.Manifest
+    config: Config
+    summary: Summary
+    metrics: Metrics
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+    def row(self, policy: str, cost_bps: float) -> Performance:
+        return find(self.metrics.comparison, policy, cost_bps)
+
+    def verdict(self, policy: str, cost_bps: float) -> Verdict:
+        for v in self.metrics.verdict:
+            if v.policy == policy and v.cost_bps == float(cost_bps):
+                return v
+        raise KeyError(f"{self.ref} has no verdict for {policy} at {cost_bps:g} bps")
+
+
+def read(manifest: artifacts.Manifest) -> Multiverse:
+    """The typed view of a multiverse manifest (of the current schema)."""
+    m = artifacts.current(manifest, command=COMMAND)
+    return Multiverse(m, from_dict(Config, m.config), from_dict(Summary, m.summary), from_dict(Metrics, m.metrics))
+
+
+def load(ws: Workspace, ref: str = "latest") -> Multiverse:
+    """The multiverse artifact `ref` names (`latest`, an id or prefix, `multiverse/ID`), typed."""
+    return read(artifacts.resolve(ws, ref, stage=KIND))
+
+
+def _typed(mv: Multiverse | artifacts.Manifest) -> Multiverse:
+    return mv if isinstance(mv, Multiverse) else read(mv)
+
+
+# -- tables -------------------------------------------------------------------------------
+def distribution_table(mv: Multiverse) -> Table:
+    """The distribution of each per-decision metric, titled with what was crossed."""
+    mt = mv.metrics
+    p, times = mt.period, mt.decision_times
+    spacing = " (every bar)" if times.every else ", evenly spaced over the whole period"
+    return table(("metric", *STATS), [(name.replace("_", " "), *(f"{d.stat(s):.3f}" for s in STATS))
+                                      for name, d in mt.distribution.items()],
+                 "Distribution of the per-decision metrics over every asset and decision time.",
+                 title=f"{p.name} {span_text(p.span)}: {times.count} decision times of {p.bars:,} bars{spacing}, "
+                       f"{mt.decisions:,} decisions, {mt.universes} universes + 1 at σ={mt.sigma:g} rad, "
+                       f"{mt.futures} futures each")
+
+
+def decisions_table(mv: Multiverse) -> Table:
+    """Contested decisions and bifurcation against the decision noise floor."""
+    mt = mv.metrics
+    nf = mt.noise_floor
+    rows = [
+        ("contested", f"{mt.contested:,} of {mt.decisions:,} decisions ({mt.contested_share:.1%}) with consensus "
+                      f"< {mt.threshold:.3g}"),
+        ("contested at the last decision time", ", ".join(mt.contested_assets_last) or "none"),
+        ("bifurcation index (mean)", f"{nf.bifurcation:.3f}"),
+        ("decision noise floor", f"flip rate {nf.flip_rate:.3f} of {nf.copies} re-seeded copies at σ = 0"),
+        ("above the floor", f"{nf.above_floor:+.3f}"),
+    ]
+    return table(("decisions", "value"), rows, "Only bifurcation above the noise floor is caused by the perturbation.",
+                 left=2, wrap=1)
+
+
+def comparison_table(mv: Multiverse) -> Table:
+    """The deterministic, filtered and consensus-sized policies on the same bars and costs."""
+    return performance_table(
+        mv.metrics.comparison, order=POLICIES,
+        title="the seeds' claim: deterministic vs multiverse-filtered vs consensus-sized, same bars and costs",
+        caption="deterministic: the agent's own backtest (universe 0). filtered: walked from its own positions, no "
+                "trade while the latest multiverse reading is contested (the position is held). sized: walked from "
+                "its own positions, each decision scaled by the latest reading's consensus. A reading stands until "
+                "the next decision time. All three on every bar of the period, at the same costs. " + BACKTEST_NOTE)
+
+
+def _ordered(verdicts: tuple[Verdict, ...]) -> list[Verdict]:
+    """By ascending cost, then in the order of `GATED`."""
+    return sorted(verdicts, key=lambda v: (v.cost_bps, GATED.index(v.policy) if v.policy in GATED else len(GATED)))
+
+
+def conclusion(mv: Multiverse) -> str:
+    """What the verdicts show, claiming only what an interval excluding 0 shows."""
+    parts = []
+    if mv.metrics.contested == 0:
+        parts.append("No decision was contested, so the filtered policy is the deterministic policy: the comparison "
+                     "cannot show an effect of filtering here.")
+    shown = [f"{v.policy} at {v.cost_bps:g} bps ({'better' if v.sharpe_lo > 0 else 'worse'})"
+             for v in _ordered(mv.metrics.verdict) if v.shown]
+    parts.append("A difference is shown where its Sharpe interval excludes 0: " + "; ".join(shown) + "." if shown else
+                 "No difference is shown: every interval of the Sharpe difference contains 0, so this run does not "
+                 "show that the multiverse filter or sizing helps (or hurts).")
+    return " ".join(parts)
+
+
+def verdict_table(mv: Multiverse) -> Table:
+    """Each gated policy minus the deterministic one, per cost level, with its interval."""
+    rows = [(v.policy, f"{v.cost_bps:g}", f"{v.sharpe_diff:+.2f} [{v.sharpe_lo:+.2f}, {v.sharpe_hi:+.2f}]",
+             f"{v.return_diff:+.1%} [{v.return_lo:+.1%}, {v.return_hi:+.1%}]", f"{v.block:.1f}",
+             "shown" if v.shown else "not shown")
+            for v in _ordered(mv.metrics.verdict)]
+    level = mv.metrics.verdict[0].level if mv.metrics.verdict else 0.95
+    return table(("policy", "cost (bps)", f"Δ Sharpe [{level:.0%} CI]", f"Δ annual return [{level:.0%} CI]", "block",
+                  "difference"), rows,
+                 "Policy minus deterministic, per bar on the same bars: a paired stationary block bootstrap (Politis & "
+                 "Romano; mean block length by Politis & White) of the annualised Sharpe difference and of the "
+                 "annualised mean return difference. " + conclusion(mv), title="verdicts")
+
+
+def tables(mv: Multiverse | artifacts.Manifest) -> list[Table]:
+    m = _typed(mv)
+    return [distribution_table(m), decisions_table(m), comparison_table(m), verdict_table(m)]
