@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "support"))
 
-from gcs_emulator import GcsEmulator  # noqa: E402
+from gcs_emulator import GcsEmulator
 
 
 @pytest.fixture(scope="session")

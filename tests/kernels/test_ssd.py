@@ -70,7 +70,7 @@ def run(form, inputs, **kwargs):
     return y, final, grads
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference_run(shape_name, dtype_name, with_state):
     shape = SHAPES[shape_name][:6]
     return run(ssd_reference, make_inputs(shape, jnp.dtype(dtype_name), with_state=with_state))
@@ -173,6 +173,7 @@ def test_step_is_one_reference_step(dtype):
 
 def test_step_rejects_mismatched_shapes():
     x, dt, A, B, C, D, s0 = make_inputs((2, 1, 4, 8, 2, 6), jnp.float32, with_state=True)
+    assert s0 is not None
     with pytest.raises(ValueError, match="ssd_step shapes"):
         ssd_step(s0[:, :2], x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0], D)
 
@@ -199,7 +200,7 @@ def test_auto_on_this_backend():
 
 def test_bad_impl_lists_valid_ones():
     x, dt, A, B, C, D, _ = make_inputs((1, 4, 2, 4, 1, 3), jnp.float32)
-    with pytest.raises(ValueError, match="'triton'.*auto, xla, pallas, reference"):
+    with pytest.raises(ValueError, match=r"'triton'.*auto, xla, pallas, reference"):
         ssd(x, dt, A, B, C, D, impl="triton")
     assert IMPLS == ("auto", "xla", "pallas", "reference")
 
@@ -236,7 +237,7 @@ def test_groups_must_divide_heads():
         ssd_chunked(x, dt, A, B, B, D)
 
 
-def _lower_for(platform, device_kind):
+def _lower_for(platform: str, device_kind: str):
     """Lower `ssd_pallas` natively for a device that is not here (abstract mesh); None if unsupported."""
     AbstractDevice = getattr(jax.sharding, "AbstractDevice", None)
     if AbstractDevice is None or not hasattr(jax.sharding, "use_abstract_mesh"):
