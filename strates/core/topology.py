@@ -328,6 +328,19 @@ def _override_shape(topo: Topology, mesh: Mapping[str, int],
     return tuple(sizes[a] for a in axes)
 
 
+TPU_LANES = 128  # the TPU vector lane width; v4/v5e/v5p MXUs are 128 x 128 (v6e's 256 x 256)
+
+
+def matmul_multiple(topo: Topology, *, bf16: bool) -> int:
+    """The multiple a matmul dimension (a head dim, a state dim) should be on `topo` to tile
+    without padding: 128 on a TPU (a vector register row is 128 lanes, and the MXU of
+    v4/v5e/v5p is 128 wide; v6e's is 256, which a multiple of 128 still tiles), 16 for
+    bf16 and 8 for float32 elsewhere (GPU tensor-core tiles, CPU SIMD widths)."""
+    if topo.platform == "tpu":
+        return TPU_LANES
+    return 16 if bf16 else 8
+
+
 def plan(name: str, *, mesh: Mapping[str, int] | str | None = None, devices: int | None = None,
          rules: Mapping[str, MeshAxes] | Rules | None = None) -> MeshPlan:
     """The mesh plan for a topology name; `mesh` ('data=2,fsdp=4' or a dict) overrides sizes."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from strates.core import artifacts
 from strates.core.workspace import Workspace
+from strates.data import artifact as data_artifact
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,15 +69,16 @@ class MacroScaler:
         return cls(tuple(data["names"]), tuple(data["mean"]), tuple(data["std"]))
 
 
-def load_sequences(ws: Workspace, tokens: artifacts.Manifest) -> tuple[list[Sequence], tuple[str, ...], artifacts.Manifest]:
+def load_sequences(ws: Workspace, tokens: artifacts.Manifest
+                   ) -> tuple[list[Sequence], tuple[str, ...], data_artifact.Dataset]:
     """The tokens artifact joined with its dataset's close prices and macro columns.
-    Returns (sequences in asset order, macro series names, dataset manifest)."""
+    Returns (sequences in asset order, macro series names, the typed dataset)."""
     from strates.data.ingest import load_bars
-    from strates.fsq.stage import load_tokens
+    from strates.fsq.artifact import token_table
 
-    dataset = artifacts.resolve(ws, tokens.parents["dataset"], stage="dataset")
-    table = load_tokens(ws, tokens)
-    bars = load_bars(ws, dataset)
+    dataset = data_artifact.read(artifacts.resolve(ws, tokens.parents["dataset"], stage="dataset"))
+    table = token_table(ws, tokens)
+    bars = load_bars(ws, dataset.manifest)
     macro_cols = tuple(c for c in bars.columns if c.startswith("macro_"))
     joined = table.join(bars.select("asset", "ts", "close", *macro_cols), on=["asset", "ts"], how="left")
     feature_cols = [c for c in table.columns if c.startswith("f_")]

@@ -56,12 +56,32 @@ import numpy as np
 from flax import nnx
 
 from strates.jepa.layers import (
-    ACT, Linear, RMSNorm, constrain, f32, fit_spec, lookup, param, use,
+    ACT,
+    Linear,
+    RMSNorm,
+    constrain,
+    f32,
+    fit_spec,
+    lookup,
+    param,
+    use,
 )
 from strates.jepa.mamba2 import Mamba2Block, MambaLayer
 
-__all__ = ["ACT", "Encoder", "JEPA", "MacroCrossAttention", "Mamba2Block", "MambaLayer",
-           "Predictor", "build_model", "embed_sequences", "l2_normalize", "logical_axes", "param_shardings"]
+__all__ = [
+    "ACT",
+    "JEPA",
+    "Encoder",
+    "MacroCrossAttention",
+    "Mamba2Block",
+    "MambaLayer",
+    "Predictor",
+    "build_model",
+    "embed_sequences",
+    "l2_normalize",
+    "logical_axes",
+    "param_shardings",
+]
 
 
 def symlog(x: jax.Array) -> jax.Array:

@@ -21,15 +21,17 @@ from strates.core.workspace import Workspace
 from strates.data.config import Config as IngestConfig
 from strates.data.embedded import EmbeddedSpec
 from strates.data.ingest import run as ingest
+from strates.data.split import Fold, Period, make_folds
 from strates.fsq import PRESETS as FSQ_PRESETS
 from strates.fsq import Config as FsqConfig
 from strates.fsq import run as tokenize
-from strates.jepa import PRESETS, Config, run
-from strates.jepa.plan import dry_run
-from strates.data.split import make_folds
-from strates.jepa.probe import period_rows
+from strates.jepa import PRESETS, STAGE, Config, run
+from strates.jepa.config import Distance, Dtype, SsdImpl, choose_presets
 from strates.jepa.model import build_model
-from strates.jepa.stage import fit, validation_split
+from strates.jepa.plan import dry_run
+from strates.jepa.probe import period_rows
+from strates.jepa.stage import validation_split
+from strates.jepa.train import fit
 
 # one worker runs this file, so the module-scoped pipeline is built once
 pytestmark = pytest.mark.xdist_group("jepa_stage")
@@ -147,16 +149,16 @@ def test_validation_split_on_walk_forward_folds():
     hour = dt.timedelta(hours=1)
     first = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     for fold in make_folds("walk-forward:3", first=first, last=first + 999 * hour, interval=hour):
-        f = fold.to_dict()
-        chosen, diagnostic = validation_split(f, share=0.5, interval=hour)
-        assert chosen["start"] == fold.validation.start and diagnostic["end"] == fold.validation.end
-        assert chosen["end"] == diagnostic["start"] and (chosen["end"] - first) % hour == dt.timedelta(0)
+        chosen, diagnostic = validation_split(fold, share=0.5, interval=hour)
+        assert chosen.start == fold.validation.start and diagnostic.end == fold.validation.end
+        assert chosen.end == diagnostic.start and (chosen.end - first) % hour == dt.timedelta(0)
         bars = (fold.validation.end - fold.validation.start) / hour
-        assert abs((chosen["end"] - chosen["start"]) / hour - bars / 2) <= 1
+        assert abs((chosen.end - chosen.start) / hour - bars / 2) <= 1
         # an extreme share still leaves one bar on each side
-        assert validation_split(f, share=0.001, interval=hour)[0]["end"] == fold.validation.start + hour
-        assert validation_split(f, share=0.999, interval=hour)[1]["start"] == fold.validation.end - hour
-    one_bar = {"name": "x", "validation": {"start": first, "end": first + hour}}
+        assert validation_split(fold, share=0.001, interval=hour)[0].end == fold.validation.start + hour
+        assert validation_split(fold, share=0.999, interval=hour)[1].start == fold.validation.end - hour
+    span = Period(first, first + hour)
+    one_bar = Fold("x", span, span, span)
     with pytest.raises(InvalidInput, match="holds 1 bar"):
         validation_split(one_bar, share=0.5, interval=hour)
     with pytest.raises(ConfigError, match="select.share 1.0 must be strictly between 0 and 1"):
@@ -176,16 +178,95 @@ def test_cli_train_jepa_json(pipeline):
 
 def test_tpu_preset_dry_run_plans_without_devices():
     cfg = merge_presets(Config(), PRESETS, ["v6e-36m"])
-    report = dry_run(cfg, topology="v6e-64", measure_activations=False)
-    assert report["plan"]["devices"] == 64 and report["plan"]["shape"] == [8, 8, 1]
-    assert 30e6 < report["params"]["context_encoder"] < 45e6  # the ~36M-parameter preset
-    assert report["batch"]["per_device"] == 4
-    gib = report["per_device_gib"]
+    report = dry_run(cfg, preset=("v6e-36m",), topology="v6e-64", measure_activations=False)
+    assert report.mesh.topology.devices == 64 and report.mesh.shape == (8, 8, 1)
+    assert 30e6 < report.params.context_encoder < 45e6  # the ~36M-parameter preset
+    assert report.per_device == 4
     # fsdp=8 shards the big matrices 8 ways: per-device params are far below the full size
-    full = report["params"]["total"] * 4 / 2**30
-    assert gib["params"] < full / 4
-    assert gib["optimizer"] > gib["params"]  # two moments for the trained (non-target) params
+    full = report.params.total * 4 / 2**30
+    assert report.memory.params < full / 4
+    assert report.memory.optimizer > report.memory.params  # two moments for the trained (non-target) params
+    assert not report.warnings, report.lines()
     res = CliRunner().invoke(app, ["train-jepa", "--preset", "debug", "--topology", "v6e-64", "--dry-run", "--json"])
     assert res.exit_code == 0, res.stderr
     planned = json.loads(res.stdout)
     assert planned["per_device_gib"]["activations"] > 0 and planned["fits"] is True
+    assert planned["preset"] == ["debug"] and not planned["preset_picked"]
+
+
+@pytest.mark.parametrize(("topology", "preset"), [("v6e-64", "v6e-36m"), ("v6e-256", "v6e-36m"), ("v5e-8", "v5e-12m"),
+                                                  ("v5p-8", "v5e-12m"), ("cpu", "small")])
+def test_topology_picks_the_preset_sized_for_it(topology, preset):
+    assert choose_presets(None, topology) == ((preset,), True)
+    assert choose_presets(["debug"], topology) == (("debug",), False)  # an explicit --preset wins
+
+
+def test_dry_run_on_v6e_64_without_a_preset_plans_the_preset_sized_for_it():
+    res = CliRunner().invoke(app, ["train-jepa", "--topology", "v6e-64", "--dry-run", "--json", "--set",
+                                   "train.batch_size=64", "--set", "data.window=256"])
+    assert res.exit_code == 0, res.stderr
+    planned = json.loads(res.stdout)
+    assert planned["preset"] == ["v6e-36m"] and planned["preset_picked"]
+    assert 30e6 < planned["params"]["context_encoder"] < 45e6
+    assert planned["plan"]["shape"] == [8, 8, 1] and planned["batch"]["per_device"] == 1
+    # the smaller batch asked for is flagged: 256 bars per chip leave a v6e idle and its HBM empty
+    verdicts = {c["what"]: c["verdict"] for c in planned["checks"]}
+    assert verdicts == {"batch": "too small", "memory": "too small", "alignment": "ok"}, planned["checks"]
+
+
+def test_a_mis_sized_preset_is_said_so_in_the_plan():
+    """The CPU preset on a v6e-64 (what `--topology v6e-64` planned before it chose by
+    topology): its global batch does not split over 64 chips, its head dims do not fill the
+    TPU lanes, and the plan names the preset sized for the slice."""
+    small = dry_run(merge_presets(Config(), PRESETS, ["small"]), preset=("small",), topology="v6e-64",
+                    measure_activations=False)
+    verdicts = {c.what: c.verdict for c in small.warnings}
+    assert verdicts == {"batch": "too small", "alignment": "misaligned", "preset": "other preset"}
+    text = "\n".join(small.lines())
+    assert "train.batch_size=1024" in text and "model.head_dim = 32" in text and "--preset v6e-36m" in text
+    # the TPU preset on 8 CPU devices: fine to run (every dim a multiple of 8) but not the CPU's preset
+    big = dry_run(merge_presets(Config(), PRESETS, ["v6e-36m"]), preset=("v6e-36m",), topology="cpu",
+                  mesh="data=8", measure_activations=False)
+    assert {c.what: c.verdict for c in big.warnings} == {"preset": "other preset"}
+    # a model that fills the HBM is too large
+    huge = apply_overrides(merge_presets(Config(), PRESETS, ["v5e-12m"]),
+                           ["model.d_model=8192", "model.n_layers=24", "model.macro_heads=64"])
+    over = dry_run(huge, preset=("v5e-12m",), topology="v5e-1", measure_activations=False)
+    assert {c.what: c.verdict for c in over.warnings} == {"memory": "too large"}
+
+
+def test_chaos_topology_shows_the_preset_and_its_fit():
+    res = CliRunner().invoke(app, ["topology", "v6e-64"])
+    assert res.exit_code == 0, res.stderr
+    assert "preset    v6e-36m (sized for this topology)" in res.stdout and "WARNING" not in res.stdout
+    res = CliRunner().invoke(app, ["topology", "v6e-64", "--preset", "small", "--json"])
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["devices"] == 64 and out["jepa"]["preset"] == ["small"]
+    assert {c["what"] for c in out["jepa"]["checks"] if not c["ok"]} == {"batch", "alignment", "preset"}
+
+
+@pytest.mark.parametrize(("field", "value"), [("model.ssd_impl", "triton"), ("loss.distance", "l1"),
+                                              ("model.dtype", "float16")])
+def test_an_invalid_choice_exits_2_listing_the_valid_ones(field, value):
+    res = CliRunner().invoke(app, ["train-jepa", "--dry-run", "--set", f"{field}={value}"])
+    assert res.exit_code == 2
+    valid = {"model.ssd_impl": SsdImpl, "loss.distance": Distance, "model.dtype": Dtype}[field]
+    assert field in res.stderr and all(m.value in res.stderr for m in valid)
+
+
+def test_ssd_impl_choices_are_the_kernels_forms():
+    from kernels.ssd.dispatch import IMPLS
+
+    assert tuple(SsdImpl) == IMPLS
+
+
+def test_every_preset_builds_and_keeps_the_artifact_id_of_its_config():
+    from strates.core.config import to_dict
+    from strates.jepa.config import identity
+
+    for name in PRESETS:
+        config = STAGE.configure([name])
+        assert identity(config) == {k: v for k, v in to_dict(config).items() if k != "device"}
+        moved = apply_overrides(config, ["device.topology=v6e-64", "device.mesh=data=-1"])
+        assert identity(moved) == identity(config) and moved.device.mesh == "data=-1"
