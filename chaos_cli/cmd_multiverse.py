@@ -13,10 +13,13 @@ from chaos_cli.output import print_stage_result
 def multiverse(
     ctx: typer.Context,
     agent: Annotated[str, typer.Option("--agent", help="agent reference (latest, id or prefix).")] = "latest",
-    universes: Annotated[int | None, typer.Option("--universes", "-m", help="M perturbed universes per decision.")] = None,
+    universes: Annotated[int | None, typer.Option(
+        "--universes", "-m", help="M perturbed universes per decision.")] = None,
     sigma: Annotated[float | None, typer.Option("--sigma", help="Geodesic perturbation angle (radians).")] = None,
-    decision_times: Annotated[int | None, typer.Option("--decision-times", help="Decision times, evenly spaced over the test period (0 = every bar).")] = None,
-    threshold: Annotated[float | None, typer.Option("--threshold", help="Consensus below it marks a decision contested.")] = None,
+    decision_times: Annotated[int | None, typer.Option(
+        "--decision-times", help="Decision times, evenly spaced over the test period (0 = every bar).")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", help="Consensus below it marks a decision contested.")] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,

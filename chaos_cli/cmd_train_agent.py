@@ -14,10 +14,14 @@ from chaos_cli.output import print_stage_result
 def train_agent(
     ctx: typer.Context,
     cfm: Annotated[str, typer.Option("--cfm", help="cfm reference (latest, id or prefix).")] = "latest",
-    planner: Annotated[str | None, typer.Option("--planner", help="mppi (plan on the CVaR of futures) or policy (the policy prior alone).")] = None,
-    cvar_alpha: Annotated[float | None, typer.Option("--cvar-alpha", help="CVaR level in (0, 1]; 1 = risk-neutral mean.")] = None,
-    cost_bps: Annotated[float | None, typer.Option("--cost-bps", help="Cost per side in basis points, charged on |Δposition|.")] = None,
-    period: Annotated[str | None, typer.Option("--period", help="Backtest START,END (UTC) instead of the test period(s).")] = None,
+    planner: Annotated[str | None, typer.Option(
+        "--planner", help="mppi (plan on the CVaR of futures) or policy (the policy prior alone).")] = None,
+    cvar_alpha: Annotated[float | None, typer.Option(
+        "--cvar-alpha", help="CVaR level in (0, 1]; 1 = risk-neutral mean.")] = None,
+    cost_bps: Annotated[float | None, typer.Option(
+        "--cost-bps", help="Cost per side in basis points, charged on |Δposition|.")] = None,
+    period: Annotated[str | None, typer.Option(
+        "--period", help="Backtest START,END (UTC) instead of the test period(s).")] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,

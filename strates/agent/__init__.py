@@ -10,4 +10,4 @@ stage loads from it `artifact.py`.
 from strates.agent.config import PRESETS, Config
 from strates.agent.stage import STAGE, run
 
-__all__ = ["Config", "PRESETS", "STAGE", "run"]
+__all__ = ["PRESETS", "STAGE", "Config", "run"]

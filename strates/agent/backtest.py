@@ -49,8 +49,8 @@ def portfolio_returns(positions: np.ndarray, returns_next: np.ndarray, valid: np
     """Equal-weight portfolio simple return per bar, net of costs: positions `[T, A]`, the
     next bar's *log* returns `[T, A]`, `valid [T, A]` -> `[T]` (`accounting`)."""
     pos = np.where(valid, positions, 0.0)
-    pnl, _ = accounting.rollout(pos, accounting.simple(np.where(valid, returns_next, 0.0)),
-                                cost=accounting.bps(cost_bps))
+    simple = np.asarray(accounting.simple(np.where(valid, returns_next, 0.0)))
+    pnl, _ = accounting.rollout(pos, simple, cost=accounting.bps(cost_bps))
     return accounting.portfolio_returns(pnl, valid)
 
 
@@ -76,7 +76,8 @@ def evaluate(strategies: dict[str, np.ndarray], returns_next: np.ndarray, valid:
             own = metrics.sharpe(pnl, periods_per_year=1.0)
             s = metrics.summary(pnl, np.where(valid, pos, 0.0), periods_per_year=periods_per_year, n_trials=trials,
                                 trial_sharpes=[*others, own] if others else None)
-            rows.append(Performance(strategy=name, cost_bps=c, **s))
+            figures = {k: float(v) for k, v in s.items() if k != "bars"}
+            rows.append(Performance(strategy=name, cost_bps=c, bars=int(s["bars"]), **figures))
             pnls.setdefault(name, {})[c] = pnl
     return tuple(rows), pnls
 

@@ -30,8 +30,8 @@ def optimal_block_length(x: np.ndarray) -> float:
     if n < 8 or np.ptp(x) == 0.0:
         return 1.0
     c = x - x.mean()
-    k_n = max(5, int(math.ceil(math.sqrt(math.log10(n)))))
-    m_max = int(math.ceil(math.sqrt(n))) + k_n
+    k_n = max(5, math.ceil(math.sqrt(math.log10(n))))
+    m_max = math.ceil(math.sqrt(n)) + k_n
     acov = np.array([c[: n - k] @ c[k:] / n for k in range(m_max + 1)])
     rho = acov / acov[0]
     bound = 2.0 * math.sqrt(math.log10(n) / n)

@@ -43,7 +43,8 @@ class EnvConfig:
     vol_window: int = 24
 
     def __post_init__(self):
-        _check(0 <= self.cost_bps <= 1000, "env.cost_bps", f"env.cost_bps must be in [0, 1000] bps, got {self.cost_bps}")
+        _check(0 <= self.cost_bps <= 1000, "env.cost_bps",
+               f"env.cost_bps must be in [0, 1000] bps, got {self.cost_bps}")
         _check(self.vol_window >= 2, "env.vol_window", f"env.vol_window must be >= 2 bars, got {self.vol_window}")
 
 
@@ -117,7 +118,8 @@ class PlannerConfig:
 
     def __post_init__(self):
         coerce_choices(self, "planner.")
-        _check(0 < self.cvar_alpha <= 1, "planner.cvar_alpha", f"planner.cvar_alpha must be in (0, 1], got {self.cvar_alpha}")
+        _check(0 < self.cvar_alpha <= 1, "planner.cvar_alpha",
+               f"planner.cvar_alpha must be in (0, 1], got {self.cvar_alpha}")
         _check(1 <= self.elites <= self.samples, "planner.elites",
                f"planner.elites {self.elites} must be between 1 and planner.samples {self.samples}")
         _check(0 <= self.policy_trajectories < self.samples, "planner.policy_trajectories",
@@ -158,9 +160,9 @@ class Config:
     replay: ReplayConfig = ReplayConfig()
     planner: PlannerConfig = PlannerConfig()
     backtest: BacktestConfig = BacktestConfig()
-    train: TrainConfig = TrainConfig(
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
         steps=1000, batch_size=256, learning_rate=3e-4, warmup_steps=50, checkpoint_every=500, log_every=100
-    )
+    ))
 
 
 PRESETS: dict[str, dict] = {

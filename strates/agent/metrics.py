@@ -116,7 +116,7 @@ def annual_return(pnl, *, periods_per_year: float) -> float:
     return float(np.expm1(min(g.mean() * periods_per_year, 700.0)))
 
 
-def turnover(positions, *, position0=0.0) -> float:
+def turnover(positions, *, position0: float | Sequence[float] | np.ndarray = 0.0) -> float:
     """Mean per-asset one-way turnover per bar.
 
     ``positions`` [T, A] or [T]; ``position0`` scalar or [A], the position before bar 0.
@@ -231,7 +231,7 @@ def summary(
     if p.ndim not in (1, 2) or p.shape[0] != x.size:
         raise ValueError(f"positions must have shape [{x.size}, A] or [{x.size}], got {p.shape}")
     active = p != 0.0 if p.ndim == 1 else np.any(p != 0.0, axis=1)
-    mean, std = _mean_std(x)
+    _, std = _mean_std(x)
     dsr = deflated_sharpe(x, n_trials=n_trials, trial_sharpes=trial_sharpes)
     out = {
         "total_return": float(accounting.wealth(x)[-1] - 1.0) if x.size else 0.0,

@@ -18,6 +18,8 @@ Dimension letters: B batch, D state dims, L latent dims, K Q-ensemble members, W
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 
@@ -30,7 +32,7 @@ def init_mlp(key: jax.Array, sizes: list[int]) -> list[dict[str, jax.Array]]:
     """Layers `sizes[0] -> ... -> sizes[-1]`; He-uniform weights, zero biases, the last
     layer scaled down (small initial outputs, as TD-MPC2 zero-initialises its heads)."""
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         key, sub = jax.random.split(key)
         bound = jnp.sqrt(6.0 / n_in) * (0.1 if i == len(sizes) - 2 else 1.0)
         layers.append({"w": jax.random.uniform(sub, (n_in, n_out), jnp.float32, -bound, bound),
@@ -56,16 +58,16 @@ def simnorm(x: jax.Array, group: int) -> jax.Array:
 
 def init(key: jax.Array, config: ModelConfig, *, state_dim: int) -> dict:
     """All parameters: enc, dyn, rew, q (stacked [K, ...]), q_target (a copy of q), pi."""
-    l, w, k = config.latent_dim, config.width, config.q_ensemble
+    z, w, k = config.latent_dim, config.width, config.q_ensemble
     keys = jax.random.split(key, 5)
-    q = jax.vmap(lambda kk: init_mlp(kk, [l + 1, w, w, 1]))(jax.random.split(keys[3], k))
+    q = jax.vmap(lambda kk: init_mlp(kk, [z + 1, w, w, 1]))(jax.random.split(keys[3], k))
     return {
-        "enc": init_mlp(keys[0], [state_dim + 1, w, l]),
-        "dyn": init_mlp(keys[1], [l + 1, w, l]),
-        "rew": init_mlp(keys[2], [l + 1, w, 1]),
+        "enc": init_mlp(keys[0], [state_dim + 1, w, z]),
+        "dyn": init_mlp(keys[1], [z + 1, w, z]),
+        "rew": init_mlp(keys[2], [z + 1, w, 1]),
         "q": q,
         "q_target": jax.tree.map(jnp.copy, q),
-        "pi": init_mlp(keys[4], [l, w, 2]),
+        "pi": init_mlp(keys[4], [z, w, 2]),
     }
 
 
@@ -117,6 +119,7 @@ def policy(params: dict, z: jax.Array, *, key: jax.Array | None = None, eps: jax
     if key is None and eps is None:
         return jnp.tanh(mu), jnp.zeros_like(mu)
     if eps is None:
+        assert key is not None  # one of the two is given (above)
         eps = jax.random.normal(key, mu.shape, mu.dtype)
     u = mu + jnp.exp(log_std) * eps
     log_prob = -0.5 * eps**2 - log_std - 0.5 * jnp.log(2 * jnp.pi) - jnp.log(1.0 - jnp.tanh(u) ** 2 + 1e-6)

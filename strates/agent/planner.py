@@ -83,7 +83,7 @@ def objective(candidates: jax.Array, returns: jax.Array, position: jax.Array, *,
     a = jnp.clip(candidates, -1.0, 1.0)
     discount = gamma ** jnp.arange(h, dtype=a.dtype)
     pnl = jnp.einsum("bsh,bnh->bsn", a * discount, accounting.simple(returns))
-    prev = jnp.concatenate([jnp.broadcast_to(position[:, None, None], a.shape[:-1] + (1,)), a[..., :-1]], axis=-1)
+    prev = jnp.concatenate([jnp.broadcast_to(position[:, None, None], (*a.shape[:-1], 1)), a[..., :-1]], axis=-1)
     costs = cost * jnp.sum(jnp.abs(a - prev) * discount, axis=-1)  # [B, S]
     total = pnl - costs[..., None]
     if values is not None:

@@ -44,8 +44,9 @@ def blockwise(fn, block: int, *arrays):
 def check_horizon(config: Config, cfm_horizon: int) -> None:
     """The planner scores futures, so it cannot look further ahead than they reach."""
     if config.planner.horizon > cfm_horizon:
-        raise ConfigError(f"planner.horizon {config.planner.horizon} is longer than the cfm futures ({cfm_horizon} bars)",
-                          field="planner.horizon", fix=f"use --set planner.horizon={cfm_horizon} or less")
+        raise ConfigError(f"planner.horizon {config.planner.horizon} is longer than the cfm futures "
+                          f"({cfm_horizon} bars)", field="planner.horizon",
+                          fix=f"use --set planner.horizon={cfm_horizon} or less")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +148,9 @@ class Decider:
             prior = model.prior_trajectories(params, h, position, key=jax.random.fold_in(key, 1),
                                              n=pc.policy_trajectories, horizon=pc.horizon,
                                              group=self.config.model.simnorm_dim, shared=shared)
-        return planner.plan(returns, position, key=key, cost=self.cost, alpha=pc.cvar_alpha, gamma=self.config.loss.gamma,
-                            values=values, prior=prior, warm=warm, samples=pc.samples, elites=pc.elites,
-                            iterations=pc.iterations, temperature=pc.temperature, min_std=pc.min_std,
+        return planner.plan(returns, position, key=key, cost=self.cost, alpha=pc.cvar_alpha,
+                            gamma=self.config.loss.gamma, values=values, prior=prior, warm=warm, samples=pc.samples,
+                            elites=pc.elites, iterations=pc.iterations, temperature=pc.temperature, min_std=pc.min_std,
                             max_std=pc.max_std, shared=shared)
 
     @functools.cached_property

@@ -135,9 +135,10 @@ def _train_agent(config: Config, data, *, cost: float, ckpt, on_log):
 
     params = model.init(jax.random.key(config.train.seed), config.model, state_dim=data.h.shape[1])
     tau = config.loss.tau
-    return train(loss_fn=make_loss(config, cost=cost), params=params, batches=sampler(data, config, seed=config.train.seed),
-                 config=config.train, checkpoint_dir=ckpt, key=jax.random.key(config.train.seed + 1), on_log=on_log,
-                 frozen=model.frozen(params), post_update=lambda p, step: model.ema_target(p, tau))
+    return train(loss_fn=make_loss(config, cost=cost), params=params,
+                 batches=sampler(data, config, seed=config.train.seed), config=config.train, checkpoint_dir=ckpt,
+                 key=jax.random.key(config.train.seed + 1), on_log=on_log, frozen=model.frozen(params),
+                 post_update=lambda p, step: model.ema_target(p, tau))
 
 
 def _prepare(config: Config, parents: Mapping[str, artifacts.Manifest]) -> Config:
@@ -154,8 +155,9 @@ def build(job: template.Job[Config]) -> template.Output:
     from strates.agent import backtest
     from strates.agent.policy import Decider, check_horizon
     from strates.agent.trials import census
-    from strates.cfm.data import load_states, period_index
+    from strates.cfm.data import period_index
     from strates.cfm.stage import load_flows
+    from strates.jepa.artifact import embed
 
     config, ws, rep = job.config, job.ws, job.reporter
     cm = job.parent("cfm")
@@ -169,7 +171,7 @@ def build(job: template.Job[Config]) -> template.Output:
     flows, scales = load_flows(ws, cm)
     check_horizon(config, int(scales["horizon"]))
     with rep.task("embedding every bar with the JEPA"):
-        states, _, _ = load_states(ws, job.parent("jepa"))
+        states = embed(ws, job.parent("jepa")).states
     ret_scale = float(scales["ret_scale"])
     data = transitions(states, period_index(states, fold.train.start, fold.train.end, 1), ret_scale=ret_scale,
                        config=config)
@@ -212,7 +214,7 @@ def build(job: template.Job[Config]) -> template.Output:
     metrics = Metrics(backtest=tuple(done), training=result.history[-1] if result.history else {})
     summary = Summary(
         fold=fold.name, planner=config.planner.kind, cost_bps=config.env.cost_bps, cvar_alpha=config.planner.cvar_alpha,
-        n_trials=n_trials, trials=tried.trials(), periods_per_year=ppy, transitions=int(len(data.ret)),
+        n_trials=n_trials, trials=tried.trials(), periods_per_year=ppy, transitions=len(data.ret),
         futures_per_state=decider.futures_per_state, small_trader=SMALL_TRADER, accounting=ACCOUNTING,
         skipped=tuple(skipped), history=tuple(result.history),
         upstream_fitted={m.ref: _spans(m.fitted) for m in upstream if m.fitted},
@@ -240,8 +242,9 @@ def _positions_frame(period, ts, states, strategies, r_next, valid):
 
 
 STAGE: template.Stage[Config] = template.Stage(
-    kind=artifact.KIND, command=artifact.COMMAND, config=Config, build=build, parents=("cfm", "jepa", "tokens", "dataset"),
-    presets=PRESETS, default_preset=DEFAULT_PRESET, prepare=_prepare, resume=True,
+    kind=artifact.KIND, command=artifact.COMMAND, config=Config, build=build,
+    parents=("cfm", "jepa", "tokens", "dataset"), presets=PRESETS, default_preset=DEFAULT_PRESET, prepare=_prepare,
+    resume=True,
 )
 
 

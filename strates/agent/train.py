@@ -113,7 +113,7 @@ def make_loss(config: Config, *, cost: float):
         policy_loss = (c.entropy * log_pi - q_pi / scale).mean()
 
         k_u, k_snap, k_pis = jax.random.split(k_cql, 3)
-        shape = (c.cql_samples,) + a.shape
+        shape = (c.cql_samples, *a.shape)
         # the relabelling distribution (so the data action is not told apart by its values alone)
         # and the current policy: CQL(H) pushes the soft maximum over both below the data's value
         snap = jax.random.choice(k_snap, jnp.array([-1.0, 0.0, 1.0]), shape)
@@ -124,7 +124,8 @@ def make_loss(config: Config, *, cost: float):
         q_others = jax.vmap(lambda aa: model.q_values(params["q"], z, aa))(others)  # [2J, K, B]
         lse = jax.scipy.special.logsumexp(q_others, axis=0) - jnp.log(2 * c.cql_samples)
         spread = sg(q.std(0))
-        w = 1.0 + (c.uncertainty_weight * spread / (spread.mean() + 1e-8) if c.uncertainty == Uncertainty.Q_ENSEMBLE else 0.0)
+        weighted = c.uncertainty == Uncertainty.Q_ENSEMBLE
+        w = 1.0 + (c.uncertainty_weight * spread / (spread.mean() + 1e-8) if weighted else 0.0)
         cql = (w * (lse - q).mean(0)).mean()
 
         loss = (c.consistency * consistency + c.reward * reward_loss + c.value * value_loss + policy_loss

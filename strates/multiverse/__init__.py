@@ -6,4 +6,4 @@ sphere, futures and decisions per universe, and whether decisions survive them
 from strates.multiverse.config import PRESETS, Config
 from strates.multiverse.stage import STAGE, run
 
-__all__ = ["Config", "PRESETS", "STAGE", "run"]
+__all__ = ["PRESETS", "STAGE", "Config", "run"]

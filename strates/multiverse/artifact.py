@@ -54,9 +54,9 @@ class Distribution:
         """Of `values [K]` (K >= 1)."""
         import numpy as np
 
-        q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
-        return cls(float(values.mean()), float(values.std()), float(values.min()), *map(float, q),
-                   float(values.max()))
+        p05, p25, p50, p75, p95 = map(float, np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95]))
+        return cls(mean=float(values.mean()), std=float(values.std()), min=float(values.min()), p05=p05, p25=p25,
+                   p50=p50, p75=p75, p95=p95, max=float(values.max()))
 
     def stat(self, name: str) -> float:
         """One of `STATS`."""

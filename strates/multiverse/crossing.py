@@ -34,7 +34,7 @@ import jax.numpy as jnp
 def perturb(u: jax.Array, *, key: jax.Array, m: int, sigma: float) -> jax.Array:
     """Universes around unit states. `u [..., D] -> [..., m + 1, D]`, index 0 = `u` itself.
     Consumes `key` (the tangent directions)."""
-    e = jax.random.normal(key, u.shape[:-1] + (m, u.shape[-1]), u.dtype)
+    e = jax.random.normal(key, (*u.shape[:-1], m, u.shape[-1]), u.dtype)
     uu = u[..., None, :]
     v = e - jnp.sum(e * uu, -1, keepdims=True) * uu
     v = v / jnp.linalg.norm(v, axis=-1, keepdims=True)

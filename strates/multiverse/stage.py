@@ -31,6 +31,7 @@ verdicts in the manifest.
 
 from __future__ import annotations
 
+import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -45,7 +46,17 @@ from strates.core.workspace import Workspace
 from strates.data import artifact as data_artifact
 from strates.multiverse import artifact
 from strates.multiverse.artifact import (
-    GATED, METRICS, Crossed, DecisionTimes, Distribution, Distributions, Metrics, NoiseFloor, Replay, Summary, Verdict,
+    GATED,
+    METRICS,
+    Crossed,
+    DecisionTimes,
+    Distribution,
+    Distributions,
+    Metrics,
+    NoiseFloor,
+    Replay,
+    Summary,
+    Verdict,
 )
 from strates.multiverse.config import DEFAULT_PRESET, PRESETS, Config
 
@@ -162,7 +173,7 @@ def build(job: template.Job[Config]) -> template.Output:
     from strates.agent import backtest
     from strates.agent.bootstrap import paired_difference
     from strates.agent.trials import census
-    from strates.cfm.data import load_states
+    from strates.jepa.artifact import embed
 
     config, ws, rep = job.config, job.ws, job.reporter
     am = agent_artifact.read(job.parent("agent"))
@@ -170,7 +181,7 @@ def build(job: template.Job[Config]) -> template.Output:
     artifacts.check_disjoint(job.upstream(), b.span.start, b.span.end, period=b.name)
     dataset = data_artifact.read(job.parent("dataset"))
     with rep.task("embedding every bar with the JEPA"):
-        states, _, _ = load_states(ws, job.parent("jepa"))
+        states = embed(ws, job.parent("jepa")).states
     decider = agent_artifact.load_decider(ws, am)
     ts, h, valid, r_next, _ = backtest.clock(states, b.span, am.config.backtest.max_bars)  # the backtest's own clock
     walk_key = jax.random.key(b.seed)
@@ -194,20 +205,20 @@ def build(job: template.Job[Config]) -> template.Output:
     seen = reading >= 0
     held = np.where(seen[:, None], contested[np.maximum(reading, 0)], False) & valid
     sized_by = np.where(seen[:, None], out["consensus"][np.maximum(reading, 0)], 1.0)
-    with rep.task("walking the filtered and consensus-sized policies from their own positions"):
-        # two independent scans of small batches: each keeps about one core busy, so they run
-        # side by side (measured 7.7 s instead of 16.5 s on 2 cores); results are unchanged
-        with ThreadPoolExecutor(2) as pool:
-            jobs = [pool.submit(decider.walk, h, valid, returns, values, key=walk_key, hold=held),
-                    pool.submit(decider.walk, h, valid, returns, values, key=walk_key, scale=sized_by)]
-            filtered, sized = (j.result() for j in jobs)
+    # two independent scans of small batches: each keeps about one core busy, so they run
+    # side by side (measured 7.7 s instead of 16.5 s on 2 cores); results are unchanged
+    with rep.task("walking the filtered and consensus-sized policies from their own positions"), \
+            ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(decider.walk, h, valid, returns, values, key=walk_key, hold=held),
+                pool.submit(decider.walk, h, valid, returns, values, key=walk_key, scale=sized_by)]
+        filtered, sized = (j.result() for j in jobs)
     strategies = {"deterministic": det.positions, "filtered": filtered.positions, "sized": sized.positions}
     ppy = dataset.summary.periods_per_year
     tried = census(ws, dataset.id, candidate=job.id, chain={kind: m.id for kind, m in job.parents.items()},
                    extra=GATED)
     trials = max(am.summary.n_trials, tried.n_trials)
     rows, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.cost_levels, periods_per_year=ppy,
-                                   n_trials={s: trials for s in strategies}, trial_sharpes=tried.sharpes)
+                                   n_trials=dict.fromkeys(strategies, trials), trial_sharpes=tried.sharpes)
     verdicts = tuple(Verdict.of(policy, cost, paired_difference(
         pnls[policy][cost], pnls["deterministic"][cost], periods_per_year=ppy, replicates=config.bootstrap,
         seed=config.seed)) for cost in pnls["deterministic"] for policy in GATED)
@@ -254,13 +265,13 @@ def run(config: Config, ws: Workspace, *, agent: str | artifacts.Manifest = "lat
     return template.run(STAGE, config, ws, parents={"agent": agent}, force=force, reporter=reporter)
 
 
-def _utc(t: np.datetime64):
-    import datetime as dt
-
+def _utc(t) -> dt.datetime:
+    """A numpy datetime64 (naive UTC) as an aware datetime."""
     return t.astype("datetime64[us]").item().replace(tzinfo=dt.UTC)
 
 
-def _replay_gap(ws: Workspace, am: agent_artifact.Agent, period: str, ts, states, valid, positions) -> float | None:
+def _replay_gap(ws: Workspace, am: agent_artifact.Agent, period: str, ts, states, valid, positions
+                ) -> float | None:
     """Largest |difference| between the walk and the agent's positions file on the period
     (None when the file lacks the period)."""
     import polars as pl
@@ -269,12 +280,12 @@ def _replay_gap(ws: Workspace, am: agent_artifact.Agent, period: str, ts, states
     if not frame.height:
         return None
     t, a = np.nonzero(valid)
-    mine = pl.DataFrame({"ts": ts[t], "asset": [states[j].asset for j in a], "mine": positions[t, a].astype(np.float64)},
-                        schema_overrides={"asset": pl.String})
+    mine = pl.DataFrame({"ts": ts[t], "asset": [states[j].asset for j in a],
+                         "mine": positions[t, a].astype(np.float64)}, schema_overrides={"asset": pl.String})
     joined = mine.join(frame.select("ts", "asset", "position"), on=["ts", "asset"], how="left")
     if joined["position"].null_count():
         return None
-    return float((joined["mine"] - joined["position"]).abs().max())
+    return float(np.abs(joined["mine"].to_numpy() - joined["position"].to_numpy()).max())
 
 
 def _decisions_frame(period, ts, states, ok, out, contested, r_next):
@@ -301,10 +312,9 @@ def _fans_frame(ts, states, ok, fans):
         steps = idx[:, None] + np.arange(1, hc + 1)
         inside = steps < len(s.r)
         realised = np.where(inside, s.r[np.minimum(steps, len(s.r) - 1)], np.nan).cumsum(1)
-        for k in range(hc):
-            rows.append(pl.DataFrame({
-                "ts": ts[t], "asset": [s.asset] * len(t), "step": np.full(len(t), k + 1, np.int32),
-                **{f"q{int(q * 100):02d}": fans[t, j, k, i].astype(np.float64) for i, q in enumerate(QUANTILES)},
-                "realized": realised[:, k],
-            }, schema_overrides={"asset": pl.String}))
+        rows.extend(pl.DataFrame({
+            "ts": ts[t], "asset": [s.asset] * len(t), "step": np.full(len(t), k + 1, np.int32),
+            **{f"q{int(q * 100):02d}": fans[t, j, k, i].astype(np.float64) for i, q in enumerate(QUANTILES)},
+            "realized": realised[:, k],
+        }, schema_overrides={"asset": pl.String}) for k in range(hc))
     return pl.concat(rows).sort("asset", "ts", "step")

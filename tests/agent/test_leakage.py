@@ -41,7 +41,9 @@ def _commit(ws, stage, *, config, parents, summary=None, metrics=None, fitted=No
     writer = artifacts.begin(ws, stage, artifacts.artifact_id(stage, config, parents))
     writer.commit(config=config, parents=parents, summary=summary or {}, metrics=metrics or {}, fitted=fitted,
                   selected=selected)
-    return artifacts.get(ws, stage, writer.id)  # read back: what a later stage sees
+    manifest = artifacts.get(ws, stage, writer.id)  # read back: what a later stage sees
+    assert manifest is not None
+    return manifest
 
 
 def _dataset_summary(folds, *, bars: int) -> dict:
@@ -71,10 +73,10 @@ def walk_forward(tmp_path):
                         fitted={"train": train})
     tokens = _commit(ws, "tokens", config={"fold": "fold1"}, parents={"dataset": dataset.id, "tokenizer": tokenizer.id},
                      summary={"fold": "fold1"})
-    chosen, diagnostic = validation_split(fold.to_dict(), share=0.5, interval=HOUR)
+    chosen, diagnostic = validation_split(fold, share=0.5, interval=HOUR)
     jepa = _commit(ws, "jepa", config={"select": {"share": 0.5}}, parents={"tokens": tokens.id, "dataset": dataset.id},
-                   summary={"fold": "fold1", "diagnostic": diagnostic}, fitted={"train": train},
-                   selected={"validation": chosen})
+                   summary={"fold": "fold1", "diagnostic": diagnostic.to_dict()}, fitted={"train": train},
+                   selected={"validation": chosen.to_dict()})
     cfm = _commit(ws, "cfm", config={}, parents={"jepa": jepa.id, "tokens": tokens.id, "dataset": dataset.id},
                   summary={"fold": "fold1"}, fitted={"train": train})
     return ws, folds, dataset, fold, jepa, cfm

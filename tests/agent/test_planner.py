@@ -40,7 +40,7 @@ def test_huge_cost_holds_the_position():
     np.testing.assert_allclose(np.asarray(p.value), [0.0009, -0.0009], atol=5e-5)
 
 
-@pytest.mark.parametrize("grid, tol", [(17, 0.05), (11, 0.01)])
+@pytest.mark.parametrize(("grid", "tol"), [(17, 0.05), (11, 0.01)])
 def test_terminal_value_peak(grid, tol):
     # zero returns and cost; V(p) = -(p - 0.4)^2 on the grid: only the last position counts.
     # With 17 points (spacing 0.125) the interpolant peaks at the grid point 0.375; with 11
@@ -103,8 +103,8 @@ def test_objective_by_hand():
     worst = planner.objective(cands, returns, position, cost=cost, alpha=1 / 3, gamma=gamma, values=values)
     np.testing.assert_allclose(np.asarray(worst)[0], totals.min(1), rtol=1e-5)
     no_v = planner.objective(cands, returns, position, cost=cost, alpha=1.0, gamma=gamma)
-    np.testing.assert_allclose(np.asarray(no_v)[0], totals.mean(1) - 0.25 * np.array([0.2 - 0.1 + 1.0, 0.3 - 0.2 + 1.0]) / 3,
-                               rtol=1e-5)
+    want = totals.mean(1) - 0.25 * np.array([0.2 - 0.1 + 1.0, 0.3 - 0.2 + 1.0]) / 3
+    np.testing.assert_allclose(np.asarray(no_v)[0], want, rtol=1e-5)
 
 
 def test_interpolate_exact_for_linear():
@@ -135,8 +135,9 @@ def test_interpolate_between_grid_points():
 
 def test_shift():
     mean = jnp.array([[0.1, 0.2, 0.3], [-1.0, 0.0, 1.0]])
-    np.testing.assert_array_equal(np.asarray(planner.shift(mean)), np.float32([[0.2, 0.3, 0.3], [0.0, 1.0, 1.0]]))
-    np.testing.assert_array_equal(np.asarray(planner.shift(jnp.array([[0.7]]))), np.float32([[0.7]]))
+    want = np.array([[0.2, 0.3, 0.3], [0.0, 1.0, 1.0]], np.float32)
+    np.testing.assert_array_equal(np.asarray(planner.shift(mean)), want)
+    np.testing.assert_array_equal(np.asarray(planner.shift(jnp.array([[0.7]]))), np.array([[0.7]], np.float32))
 
 
 # --- determinism, warm start, prior --------------------------------------------------------
@@ -146,7 +147,7 @@ def test_same_key_same_plan():
     returns = jnp.asarray(0.01 * np.random.default_rng(11).standard_normal((2, N, H)), jnp.float32)
     grid = jnp.linspace(-1.0, 1.0, 9)
     values = jnp.broadcast_to(-0.05 * (grid - 0.3) ** 2, (2, N, 9))  # an interior optimum: the mean is key-dependent
-    kw = dict(cost=5e-4, alpha=0.2, gamma=0.9, values=values)
+    kw = {"cost": 5e-4, "alpha": 0.2, "gamma": 0.9, "values": values}
     a = planner.plan(returns, jnp.zeros(2), key=jax.random.key(5), **kw)
     b = planner.plan(returns, jnp.zeros(2), key=jax.random.key(5), **kw)
     c = planner.plan(returns, jnp.zeros(2), key=jax.random.key(6), **kw)
@@ -161,7 +162,7 @@ def test_warm_start_is_used():
     warm = jnp.array([[0.7, 0.2, -0.3], [-0.4, 0.9, 0.0]])
     position = jnp.array([0.0, 0.5])
     drift = jnp.broadcast_to(jnp.array([[0.01, 0.01, -0.01], [-0.01, 0.01, 0.0]])[:, None], (2, N, H))
-    kw = dict(key=jax.random.key(0), cost=0.0, alpha=1.0, iterations=1, min_std=1e-3, max_std=1e-3)
+    kw = {"key": jax.random.key(0), "cost": 0.0, "alpha": 1.0, "iterations": 1, "min_std": 1e-3, "max_std": 1e-3}
     p = planner.plan(drift, position, warm=warm, **kw)
     np.testing.assert_allclose(np.asarray(p.mean), np.asarray(warm), atol=5e-3)
     np.testing.assert_allclose(np.asarray(p.action), [0.7, -0.4], atol=5e-3)
@@ -176,8 +177,8 @@ def test_prior_candidates_are_scored():
     # drift +1%: the Gaussian candidates sit near -1 (warm, tiny std), the prior holds the
     # optimum (5 is clipped to 1): after one iteration the best value is the prior's 3%
     returns = 0.01 + _noise(2)
-    kw = dict(key=jax.random.key(0), cost=0.0, alpha=1.0, iterations=1, min_std=1e-3, max_std=1e-3,
-              warm=jnp.full((2, H), -1.0))
+    kw = {"key": jax.random.key(0), "cost": 0.0, "alpha": 1.0, "iterations": 1, "min_std": 1e-3, "max_std": 1e-3,
+              "warm": jnp.full((2, H), -1.0)}
     without = planner.plan(returns, jnp.zeros(2), **kw)
     np.testing.assert_allclose(np.asarray(without.value), 0.0, atol=1e-3)  # holding flat is the best there
     prior = jnp.array([[[5.0, 5.0, 5.0], [-1.0, -1.0, -1.0]], [[-1.0, -1.0, -1.0], [0.5, 0.5, 0.5]]])

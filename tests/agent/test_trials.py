@@ -12,6 +12,7 @@ import pytest
 
 from strates.agent import Config, backtest, metrics
 from strates.agent.artifact import Backtest, Metrics, Performance, Summary, Trials
+from strates.agent.config import PlannerKind
 from strates.agent.trials import census
 from strates.core import artifacts
 from strates.core.config import to_dict
@@ -38,7 +39,7 @@ def row(strategy: str, cost: float, sharpe: float) -> Performance:
 def publish_agent(ws, aid, parents, sharpes: dict[float, float], *, ppy: float):
     """An agent manifest as `train-agent` writes it, with the agent's Sharpe per cost level."""
     test = Backtest("test", SPAN, bars=24, assets=1, seed=0, rows=tuple(row("agent", c, s) for c, s in sharpes.items()))
-    summary = Summary(fold="f", planner="mppi", cost_bps=5.0, cvar_alpha=0.2, n_trials=1, trials=TRIALS,
+    summary = Summary(fold="f", planner=PlannerKind.MPPI, cost_bps=5.0, cvar_alpha=0.2, n_trials=1, trials=TRIALS,
                       periods_per_year=ppy, transitions=1, futures_per_state=1, small_trader="-", accounting="-")
     return publish(ws, "agent", aid, parents, metrics_=to_dict(Metrics((test,))), summary=to_dict(summary),
                    config=to_dict(Config()))
@@ -52,7 +53,8 @@ def publish_multiverse(ws, aid, parents, rows: tuple[Performance, ...], *, ppy: 
         decision_times=mv.DecisionTimes(24, 24, True, SPAN.start, SPAN.end), decisions=24, contested=0,
         contested_share=0.0, distribution=mv.Distributions(d, d, d, d), noise_floor=mv.NoiseFloor(2, 0.0, 0.0, 0.0),
         replay=mv.Replay(0.0, 0.0), comparison=rows, verdict=())
-    summary = mv.Summary(agent="agent/x", planner="mppi", band=0.1, periods_per_year=ppy, n_trials=1, trials=TRIALS)
+    summary = mv.Summary(agent="agent/x", planner=PlannerKind.MPPI, band=0.1, periods_per_year=ppy, n_trials=1,
+                         trials=TRIALS)
     return publish(ws, "multiverse", aid, parents, metrics_=to_dict(metrics_), summary=to_dict(summary),
                    config=to_dict(MvConfig()))
 
@@ -105,4 +107,4 @@ def test_the_candidates_own_sharpe_is_in_the_trial_variance():
     with_own = metrics.deflated_sharpe(pnls["agent"][0.0], n_trials=3, trial_sharpes=[0.01, own])
     assert with_own["variance_source"] == "trials"
     assert with_own["variance"] == pytest.approx(np.var([0.01, own], ddof=1))
-    assert math.isfinite(with_own["dsr"])
+    assert math.isfinite(float(with_own["dsr"]))

@@ -160,14 +160,14 @@ def test_an_agent_without_a_saved_walk_is_replayed_exactly(debug_pipeline, tmp_p
 
     ws, out = debug_pipeline
     copy = Workspace(tmp_path / "ws")
-    shutil.copytree(ws.local_path(""), copy.local_path(""), dirs_exist_ok=True)
+    shutil.copytree(ws.root, copy.root, dirs_exist_ok=True)
     am = artifacts.resolve(copy, out["agent"].id, stage="agent")
     old = dataclasses.replace(am, files={k: v for k, v in am.files.items() if k != WALK})
     copy.write_bytes(f"agent/{am.id}/manifest.toml", old.to_toml())
     copy.remove(f"agent/{am.id}/{WALK}")
     for m in artifacts.list_artifacts(copy, "multiverse"):
         copy.remove(f"multiverse/{m.id}")
-    assert not read_agent(artifacts.get(copy, "agent", am.id)).has_walk
+    assert not read_agent(artifacts.resolve(copy, am.id, stage="agent")).has_walk
     mv = read(run(DEBUG, copy, agent=am.id).manifest)
     assert mv.metrics.replay.max_abs_diff_backtest == 0.0
     assert mv.metrics.replay.universe0_batch_max_abs_diff < 1e-4
