@@ -26,8 +26,8 @@ import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from strates.cfm import PRESETS, Config  # noqa: E402
+from strates.cfm.model import build_model  # noqa: E402
 from strates.cfm.sample import integrate  # noqa: E402
-from strates.cfm.stage import build_model  # noqa: E402
 from strates.core.config import merge_presets  # noqa: E402
 from strates.core.perf import best_time, flops_of, matmul_peak  # noqa: E402
 from strates.jepa import Config as JepaConfig  # noqa: E402

@@ -34,7 +34,7 @@ from strates.agent import Config as AgentConfig  # noqa: E402
 from strates.agent import model  # noqa: E402
 from strates.agent.policy import Decider  # noqa: E402
 from strates.cfm import Config as CfmConfig  # noqa: E402
-from strates.cfm.stage import build_model  # noqa: E402
+from strates.cfm.model import build_model  # noqa: E402
 from strates.jepa import Config as JepaConfig  # noqa: E402
 from strates.multiverse import Config  # noqa: E402
 from strates.multiverse.stage import cross  # noqa: E402

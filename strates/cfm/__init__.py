@@ -2,10 +2,11 @@
 
 `chaos train-cfm` draws N futures (the next H JEPA states and H log returns) per state;
 couplings in `ot.py`, the vector field in `model.py`, ODE sampling in `sample.py`, scores
-and baselines in `metrics.py`/`baselines.py`, the stage in `stage.py`.
+and baselines in `metrics.py`/`baselines.py`, the stage in `stage.py`, the typed artifact
+(and the flow loader later stages use) in `artifact.py`.
 """
 
 from strates.cfm.config import PRESETS, Config
-from strates.cfm.stage import run
+from strates.cfm.stage import STAGE, run
 
-__all__ = ["Config", "PRESETS", "run"]
+__all__ = ["PRESETS", "STAGE", "Config", "run"]

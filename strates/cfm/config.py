@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 
+from strates.core.config import coerce_choices
 from strates.core.errors import ConfigError
 from strates.core.train import TrainConfig
 
 DEFAULT_PRESET = "small"
-COUPLINGS = ("independent", "ot", "cot")
-METHODS = ("euler", "heun", "midpoint")
+
+
+class Coupling(enum.StrEnum):
+    """How noise is paired with futures in a minibatch (see `ot.coupling`)."""
+
+    INDEPENDENT = "independent"  # I-CFM
+    OT = "ot"  # minibatch optimal transport, ignoring the condition
+    COT = "cot"  # condition-aware OT (C²OT)
+
+
+class Method(enum.StrEnum):
+    """The ODE integrator used to sample futures (see `sample.py`)."""
+
+    EULER = "euler"
+    HEUN = "heun"
+    MIDPOINT = "midpoint"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,24 +49,27 @@ class CouplingConfig:
     weight meaningful whatever the size of the future, since ||x0 - x1||^2 grows like
     2 * x_dim while unit-norm conditions differ by at most 4)."""
 
-    kind: str = "cot"
+    kind: Coupling = Coupling.COT
     cond_weight: float = 2.0  # measured (debug preset): 1 -> 13% of rows keep their own condition, 2 -> 41%, 4 -> 91%
     compare: bool = True  # also train the other two couplings (same steps) for the comparison table
 
     def __post_init__(self):
-        if self.kind not in COUPLINGS:
-            raise ConfigError(f"coupling.kind {self.kind!r} is not one of {COUPLINGS}", field="coupling.kind")
+        coerce_choices(self, "coupling.")
+
+    @property
+    def trained(self) -> tuple[Coupling, ...]:
+        """The couplings trained: the configured one first, then (with `compare`) the others."""
+        return (self.kind, *(k for k in Coupling if k != self.kind and self.compare))
 
 
 @dataclasses.dataclass(frozen=True)
 class SampleConfig:
     futures: int = 32  # N futures per state when scoring
     nfe: int = 8
-    method: str = "heun"
+    method: Method = Method.HEUN
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ConfigError(f"sample.method {self.method!r} is not one of {METHODS}", field="sample.method")
+        coerce_choices(self, "sample.")
         if self.method != "euler" and self.nfe % 2:
             raise ConfigError(f"sample.nfe {self.nfe} must be even for {self.method} (2 evaluations a step)",
                               field="sample.nfe")

@@ -37,6 +37,8 @@ An isotropic D-dimensional cloud gives about D; a cloud on one line gives 1.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 # Budget (number of float64 pair distances held at once) for the O(N^2) energy score.
@@ -112,15 +114,43 @@ def coverage(samples, obs, level: float) -> float:
     return float(np.mean((y >= lo) & (y <= hi)))
 
 
-def path_scores(samples, obs, *, horizons=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class HorizonScore:
+    """Scores of the cumulative return over the first `horizon` steps: mean fair `crps`
+    over states, and the coverage of the central 50% / 90% intervals (`cov50`, `cov90`)."""
+
+    horizon: int
+    crps: float
+    cov50: float
+    cov90: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PathScores:
+    """Scores of sampled return paths: one `HorizonScore` per horizon (ascending), the mean
+    fair `energy_score` of the whole paths, and the `states` and `samples` scored."""
+
+    horizons: tuple[HorizonScore, ...]
+    energy_score: float
+    states: int
+    samples: int
+
+    def at(self, horizon: int) -> HorizonScore:
+        """The scores at `horizon` (one of `horizons`)."""
+        for h in self.horizons:
+            if h.horizon == horizon:
+                return h
+        raise KeyError(f"no horizon {horizon}; scored: {[h.horizon for h in self.horizons]}")
+
+
+def path_scores(samples, obs, *, horizons=None) -> PathScores:
     """Scores of sampled return paths ``samples [S, N, H]`` against realised ``obs [S, H]``.
 
     For each horizon h (default ``(1, 4, 12, H)``, kept if 1 <= h <= H, deduplicated) the
-    cumulative return over the first h steps (sum of returns 1..h) is scored:
-    ``crps_h{h}`` (mean fair CRPS over states), ``cov50_h{h}`` and ``cov90_h{h}`` (coverage of
-    the central 50% / 90% intervals). ``energy_score`` is the mean fair energy score of the
-    whole H-step return paths. Also ``horizons`` (list of ints), ``states`` and ``samples``.
-    All values are plain Python floats / ints (JSON- and TOML-friendly).
+    cumulative return over the first h steps (sum of returns 1..h) is scored: its mean fair
+    CRPS over states and the coverage of the central 50% / 90% intervals (`HorizonScore`).
+    ``energy_score`` is the mean fair energy score of the whole H-step return paths. Values
+    are plain Python floats / ints (JSON- and TOML-friendly).
     """
     x = _as_float(samples)
     y = _as_float(obs)
@@ -132,14 +162,12 @@ def path_scores(samples, obs, *, horizons=None) -> dict:
     hs = sorted({int(h) for h in horizons if 1 <= int(h) <= h_max})
     cx = np.cumsum(x, axis=2)
     cy = np.cumsum(y, axis=1)
-    out: dict = {"horizons": hs, "states": int(s), "samples": int(n)}
+    scores = []
     for h in hs:
         xs, ys = cx[:, :, h - 1], cy[:, h - 1]
-        out[f"crps_h{h}"] = float(np.mean(crps_ensemble(xs, ys)))
-        out[f"cov50_h{h}"] = coverage(xs, ys, 0.5)
-        out[f"cov90_h{h}"] = coverage(xs, ys, 0.9)
-    out["energy_score"] = float(np.mean(energy_score(x, y)))
-    return out
+        scores.append(HorizonScore(h, float(np.mean(crps_ensemble(xs, ys))), coverage(xs, ys, 0.5),
+                                   coverage(xs, ys, 0.9)))
+    return PathScores(tuple(scores), float(np.mean(energy_score(x, y))), int(s), int(n))
 
 
 def _entropy_exp(weights: np.ndarray) -> float:

@@ -110,3 +110,10 @@ def cfm_loss(
     v = model(interpolate(x0, x1, jnp.asarray(s, jnp.float32)), s, h)
     mse = jnp.mean(jnp.square(v - target))
     return mse, {"mse": mse, "target_ms": jnp.mean(jnp.square(target))}
+
+
+def build_model(config, *, x_dim: int, cond_dim: int, seed: int) -> VectorField:
+    """The vector field a `strates.cfm.config.Config` describes (its `model` section), for
+    futures of `x_dim` dims given conditions of `cond_dim` dims."""
+    return VectorField(x_dim=x_dim, cond_dim=cond_dim, width=config.model.width, depth=config.model.depth,
+                       rngs=nnx.Rngs(seed))

@@ -20,7 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-METHODS = ("euler", "heun", "midpoint")
+from strates.cfm.config import Method
+
+METHODS = tuple(Method)
 
 
 def steps(nfe: int, method: str) -> int:

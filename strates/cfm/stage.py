@@ -1,8 +1,9 @@
 """`chaos train-cfm`: conditional flow matching of futures given the JEPA state.
 
 Artifact `cfm` (parents: jepa, tokens, dataset): `checkpoints/<coupling>-m<k>/` (Orbax, one
-per ensemble member and per compared coupling), `scales.json`. Evaluation runs on the
-validation and test periods only, against two baselines on the same dates.
+per ensemble member and per compared coupling), `scales.json`; its typed summary and
+metrics are in `strates.cfm.artifact`. Evaluation runs on the validation and test periods
+only, against two baselines on the same dates.
 
 The stage selects nothing: every flow trains a fixed number of steps and keeps its last
 parameters, the main coupling is the configured one, and all ensemble members are used,
@@ -15,36 +16,24 @@ and the test period is checked against every upstream fitted and selected range.
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
-from strates.cfm.config import COUPLINGS, Config
-from strates.cfm.data import States, futures, load_states, period_index, split_future
+from strates.cfm import artifact
+from strates.cfm.artifact import Scales
+from strates.cfm.config import DEFAULT_PRESET, PRESETS, Config, Coupling, Method
+from strates.cfm.data import futures, period_index, split_future
 from strates.core import artifacts
+from strates.core import stage as template
 from strates.core.config import to_dict
-from strates.core.progress import NullReporter, Reporter, training_log
+from strates.core.progress import Reporter, training_log
+from strates.core.stage import Job, Output, Stage
 from strates.core.workspace import Workspace
+from strates.data.split import Fold, Period
+from strates.jepa.artifact import States
 
-STAGE = "cfm"
 NFE_TABLE = (1, 2, 4, 8)
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    manifest: artifacts.Manifest
-    reused: bool
-
-
-def build_model(config: Config, *, x_dim: int, cond_dim: int, seed: int):
-    from flax import nnx
-
-    from strates.cfm.model import VectorField
-
-    return VectorField(x_dim=x_dim, cond_dim=cond_dim, width=config.model.width, depth=config.model.depth,
-                       rngs=nnx.Rngs(seed))
 
 
 def cond_weight(config: Config, x_dim: int) -> float:
@@ -55,11 +44,11 @@ def cond_weight(config: Config, x_dim: int) -> float:
     return config.coupling.cond_weight * float(np.sqrt(x_dim))
 
 
-def coupling_diagnostics(batches, kinds, *, steps: int = 4) -> dict[str, dict[str, float]]:
+def coupling_diagnostics(batches, kinds: tuple[Coupling, ...], *, steps: int = 4) -> tuple[artifact.CouplingStats, ...]:
     """Per coupling, over a few training batches: mean squared noise-to-future distance of
     the pairs, mean squared distance between the condition a noise row stood for and the
     condition it was paired with, and the share of rows left on their own condition."""
-    out = {}
+    out = []
     for kind, sampler in zip(kinds, batches, strict=True):
         cost, cond, same = [], [], []
         for step in range(steps):
@@ -67,13 +56,12 @@ def coupling_diagnostics(batches, kinds, *, steps: int = 4) -> dict[str, dict[st
             cost.append(float(((b["x0"] - b["x1"]) ** 2).sum(-1).mean()))
             cond.append(float(((b["h_orig"] - b["h"]) ** 2).sum(-1).mean()))
             same.append(float((b["perm"] == np.arange(len(b["perm"]))).mean()))
-        out[kind] = {"transport_cost": float(np.mean(cost)), "condition_distance": float(np.mean(cond)),
-                     "identity_share": float(np.mean(same))}
-    return out
+        out.append(artifact.CouplingStats(kind, float(np.mean(cost)), float(np.mean(cond)), float(np.mean(same))))
+    return tuple(out)
 
 
-def example_sampler(states: list[States], index: list[np.ndarray], config: Config, *, kind: str, seed: int,
-                    ret_scale: float):
+def example_sampler(states: list[States], index: list[np.ndarray], config: Config, *, kind: Coupling, seed: int,
+                    ret_scale: float) -> Callable[..., dict[str, np.ndarray]]:
     """batches(step) -> {x0, x1, h, s}: a minibatch of training futures with their
     conditions, noise paired to them by the coupling `kind`, and flow times."""
     from strates.cfm.ot import coupling
@@ -106,7 +94,7 @@ def _train_member(config, states, train_index, *, kind, member, ckpt, ret_scale,
     import jax
     from flax import nnx
 
-    from strates.cfm.model import cfm_loss
+    from strates.cfm.model import build_model, cfm_loss
     from strates.core.train import train
 
     seed = config.train.seed + 1000 * member
@@ -124,59 +112,55 @@ def _train_member(config, states, train_index, *, kind, member, ckpt, ret_scale,
     return nnx.merge(graphdef, result.params), result
 
 
-def run(config: Config, ws: Workspace, *, jepa: str = "latest", force: bool = False,
-        reporter: Reporter | None = None) -> Result:
-    rep = reporter or NullReporter()
-    jm = artifacts.resolve(ws, jepa, stage="jepa")
-    parents = {"jepa": jm.id, "tokens": jm.parents["tokens"], "dataset": jm.parents["dataset"]}
-    resolved = to_dict(config)
-    aid, existing = artifacts.lookup(ws, STAGE, resolved, parents, force=force)
-    if existing is not None:
-        return Result(existing, True)
-    t0 = time.perf_counter()
+def build(job: Job[Config]) -> Output:
+    """Train the flows (each compared coupling, the main one's ensemble) on the training
+    period, then score futures on the validation and test periods."""
+    from strates.jepa.artifact import embed
+
+    config, rep = job.config, job.reporter
     with rep.task("embedding every bar with the JEPA"):
-        states, fold, _ = load_states(ws, jm)
-    scored = scored_periods(fold, [jm, *artifacts.ancestors(ws, jm)])  # refuses a leaking test period
+        states, fold, _ = embed(job.ws, job.parent("jepa"))
+    scored = scored_periods(fold, job.upstream())  # refuses a leaking test period
     horizon = config.future.horizon
-    train_index = period_index(states, fold["train"]["start"], fold["train"]["end"], horizon)
+    train_index = period_index(states, fold.train.start, fold.train.end, horizon)
     train_r = np.concatenate([s.r[t] for s, t in zip(states, train_index, strict=True)])
-    ret_scale = float(train_r.std())
-    writer = artifacts.begin(ws, STAGE, aid, resume=True)
-
-    def ckpt(name):
-        rel = writer.rel(f"checkpoints/{name}")
-        return ws.local_path(rel) or ws.uri(rel)
-
-    kinds = [config.coupling.kind] + ([k for k in COUPLINGS if k != config.coupling.kind] if config.coupling.compare else [])
-    models: dict[str, list] = {}
-    histories: dict[str, list] = {}
+    scales = Scales(ret_scale=float(train_r.std()), horizon=horizon, state_dim=int(states[0].h.shape[1]))
+    kinds = config.coupling.trained
+    models: dict[Coupling, list] = {}
+    histories = []
     for kind in kinds:
         members = config.ensemble if kind == config.coupling.kind else 1
         for m in range(members):
             steps = config.train.steps
             with rep.task(f"training {kind} flow, member {m + 1}/{members} ({steps} steps)", total=steps) as update:
                 model, result = _train_member(config, states, train_index, kind=kind, member=m,
-                                              ckpt=ckpt(f"{kind}-m{m}"), ret_scale=ret_scale,
+                                              ckpt=job.folder(f"checkpoints/{kind}-m{m}"), ret_scale=scales.ret_scale,
                                               on_log=training_log(update))
             models.setdefault(kind, []).append(model)
-            histories[f"{kind}-m{m}"] = result.history
+            histories.append(artifact.MemberHistory(kind, m, tuple(result.history)))
     with rep.task("scoring futures on the validation and test periods"):
-        metrics = evaluate(config, models, states, scored, ret_scale=ret_scale)
-        metrics["couplings"] = coupling_diagnostics(
-            [example_sampler(states, train_index, config, kind=k, seed=config.train.seed, ret_scale=ret_scale)
+        periods, nfe = evaluate(config, models, states, scored, ret_scale=scales.ret_scale)
+        couplings = coupling_diagnostics(
+            [example_sampler(states, train_index, config, kind=k, seed=config.train.seed, ret_scale=scales.ret_scale)
              for k in kinds], kinds)
-    metrics["seconds"] = round(time.perf_counter() - t0, 2)
-    writer.write_bytes("scales.json", json.dumps({"ret_scale": ret_scale, "horizon": horizon,
-                                                   "state_dim": int(states[0].h.shape[1])}).encode())
-    writer.add_existing("checkpoints")
-    summary = {"couplings": kinds, "main": config.coupling.kind, "ensemble": config.ensemble,
-               "fold": fold["name"], "history": histories}
-    manifest = writer.commit(config=resolved, parents=parents, metrics=metrics, summary=summary,
-                             fitted={"train": {"start": fold["train"]["start"], "end": fold["train"]["end"]}})
-    return Result(manifest, False)
+    job.writer.write_bytes("scales.json", scales.to_json())
+    metrics = artifact.Metrics(couplings=couplings, coupling_nfe=nfe, **periods)
+    summary = artifact.Summary(couplings=kinds, main=config.coupling.kind, ensemble=config.ensemble, fold=fold.name,
+                               history=tuple(histories))
+    return Output(metrics=to_dict(metrics), summary=to_dict(summary), fitted={"train": fold.train.to_dict()})
 
 
-def _scored_states(states, index, max_states):
+STAGE = Stage(kind=artifact.KIND, command=artifact.COMMAND, config=Config, build=build,
+              parents=("jepa", "tokens", "dataset"), presets=PRESETS, default_preset=DEFAULT_PRESET, resume=True)
+
+
+def run(config: Config, ws: Workspace, *, jepa: str | artifacts.Manifest = "latest", force: bool = False,
+        reporter: Reporter | None = None) -> template.Result:
+    """Train the flows on the JEPA artifact `jepa` (a reference or a manifest)."""
+    return template.run(STAGE, config, ws, parents={"jepa": jepa}, force=force, reporter=reporter)
+
+
+def _scored_states(index, max_states):
     """Evenly spaced (asset, t) pairs, at most `max_states` in all."""
     pairs = [(a, t) for a, ts in enumerate(index) for t in ts]
     if len(pairs) > max_states:
@@ -184,32 +168,33 @@ def _scored_states(states, index, max_states):
     return pairs
 
 
-def scored_periods(fold: dict, upstream: list[artifacts.Manifest]) -> dict[str, dict]:
-    """{validation, test: {start, end}}: where the futures are scored. Validation starts
-    after every upstream fitted or selected range inside it (the JEPA chose its checkpoint
-    on the first part); the test period must overlap none (else LeakageError)."""
-    val, test = fold["validation"], fold["test"]
-    artifacts.check_disjoint(upstream, test["start"], test["end"], period="test")
-    return {"validation": {"start": artifacts.first_unused(upstream, val["start"], val["end"]), "end": val["end"]},
-            "test": {"start": test["start"], "end": test["end"]}}
+def scored_periods(fold: Fold, upstream: list[artifacts.Manifest]) -> dict[str, Period]:
+    """{validation, test}: where the futures are scored. Validation starts after every
+    upstream fitted or selected range inside it (the JEPA chose its checkpoint on the first
+    part); the test period must overlap none (else LeakageError)."""
+    val, test = fold.validation, fold.test
+    artifacts.check_disjoint(upstream, test.start, test.end, period="test")
+    return {"validation": Period(artifacts.first_unused(upstream, val.start, val.end), val.end), "test": test}
 
 
-def evaluate(config: Config, models: dict[str, list], states: list[States], scored: dict[str, dict], *,
-             ret_scale: float) -> dict[str, Any]:
-    """Scores per period of `scored` ({period: {start, end}}, see `scored_periods`); a
-    state's realised future lies inside the same period."""
+def evaluate(config: Config, models: dict[Coupling, list], states: list[States], scored: dict[str, Period], *,
+             ret_scale: float) -> tuple[dict[str, artifact.PeriodScores], artifact.NfeTable | None]:
+    """Scores per period of `scored` (see `scored_periods`; a state's realised future lies
+    inside the same period), and on validation the coupling x NFE table."""
     import jax
 
-    from strates.cfm import baselines, metrics as score
+    from strates.cfm import baselines
+    from strates.cfm import metrics as score
     from strates.cfm.sample import disagreement, ensemble_sample
 
     horizon, d = config.future.horizon, states[0].h.shape[1]
     n = config.sample.futures
     main = models[config.coupling.kind]
-    out: dict[str, Any] = {}
+    out: dict[str, artifact.PeriodScores] = {}
+    nfe_table = None
     for period, span in scored.items():
-        index = period_index(states, span["start"], span["end"], horizon)
-        pairs = _scored_states(states, index, config.eval.max_states)
+        index = period_index(states, span.start, span.end, horizon)
+        pairs = _scored_states(index, config.eval.max_states)
         if not pairs:
             continue
         h = np.stack([states[a].h[t] for a, t in pairs])
@@ -227,52 +212,33 @@ def evaluate(config: Config, models: dict[str, list], states: list[States], scor
                                                      vol_window=config.eval.vol_window, seed=i)[0]
                          for i, (a, t) in enumerate(pairs)])
         horizons = tuple(sorted({1, max(1, horizon // 2), horizon}))
-        out[period] = {
-            "start": span["start"], "end": span["end"],
-            "states": len(pairs),
-            "futures_per_state": int(samples.shape[1]),
-            "cfm": score.path_scores(paths, realised, horizons=horizons),
-            "bootstrap": score.path_scores(boot, realised, horizons=horizons),
-            "gaussian_rw": score.path_scores(walk, realised, horizons=horizons),
-            "diversity": {
-                "vendi": float(np.mean([score.vendi_score(p) for p in paths[:100]])),
-                "effective_modes": float(np.mean([score.effective_modes(p) for p in paths[:100]])),
-            },
-            "sphere_norm_max_error": float(np.abs(np.linalg.norm(future_states, axis=-1) - 1).max()),
-            "ensemble_disagreement": float(spread.mean()),
-        }
+        out[period] = artifact.PeriodScores(
+            start=span.start, end=span.end, states=len(pairs), futures_per_state=int(samples.shape[1]),
+            cfm=score.path_scores(paths, realised, horizons=horizons),
+            bootstrap=score.path_scores(boot, realised, horizons=horizons),
+            gaussian_rw=score.path_scores(walk, realised, horizons=horizons),
+            diversity=artifact.Diversity(vendi=float(np.mean([score.vendi_score(p) for p in paths[:100]])),
+                                         effective_modes=float(np.mean([score.effective_modes(p) for p in paths[:100]]))),
+            sphere_norm_max_error=float(np.abs(np.linalg.norm(future_states, axis=-1) - 1).max()),
+            ensemble_disagreement=float(spread.mean()),
+        )
         if period == "validation":
-            table = {}
+            rows = []
             for kind, members in models.items():
-                row = {}
+                cells = []
                 for nfe in NFE_TABLE:
-                    x = np.asarray(ensemble_sample(members[:1], h, key=key, n=n, nfe=nfe, method="euler"))[0]
+                    x = np.asarray(ensemble_sample(members[:1], h, key=key, n=n, nfe=nfe, method=Method.EULER))[0]
                     _, p = split_future(x, horizon=horizon, dim=d, ret_scale=ret_scale)
-                    cum = p.sum(-1)
-                    row[str(nfe)] = {
-                        "crps": float(score.crps_ensemble(cum, realised.sum(-1)).mean()),
-                        "energy": float(score.energy_score(p, realised).mean()),
-                    }
-                table[kind] = row
-            out["coupling_nfe"] = {"method": "euler", "horizon": horizon, "table": table}
-    return out
+                    cells.append(artifact.NfeScore(nfe, float(score.crps_ensemble(p.sum(-1), realised.sum(-1)).mean()),
+                                                   float(score.energy_score(p, realised).mean())))
+                rows.append(artifact.CouplingNfe(kind, tuple(cells)))
+            nfe_table = artifact.NfeTable(method=Method.EULER, horizon=horizon, rows=tuple(rows))
+    return out, nfe_table
 
 
 def load_flows(ws: Workspace, manifest: artifacts.Manifest) -> tuple[list, dict]:
-    """The trained flows of a cfm artifact's main coupling (one per ensemble member) and
-    its `scales.json` ({ret_scale, horizon, state_dim})."""
-    from flax import nnx
-
-    from strates.core.checkpoints import restore_params
-    from strates.core.config import from_dict
-
-    config = from_dict(Config, manifest.config)
-    scales = json.loads(ws.read_bytes(f"{manifest.stage}/{manifest.id}/scales.json"))
-    d, horizon = int(scales["state_dim"]), int(scales["horizon"])
-    flows = []
-    for m in range(int(manifest.summary["ensemble"])):
-        model = build_model(config, x_dim=horizon * (d + 1), cond_dim=d, seed=0)
-        graphdef, params = nnx.split(model, nnx.Param)
-        rel = f"{manifest.stage}/{manifest.id}/checkpoints/{manifest.summary['main']}-m{m}"
-        flows.append(nnx.merge(graphdef, restore_params(ws.local_path(rel) or ws.uri(rel), params)))
-    return flows, scales
+    """Deprecated alias of `strates.cfm.artifact.load_flows` in its former shape: the flows
+    and the scales as a dict ({ret_scale, horizon, state_dim}). Use `artifact.load_flows`
+    (typed `Scales`)."""
+    flows, scales = artifact.load_flows(ws, manifest)
+    return flows, dataclasses.asdict(scales)

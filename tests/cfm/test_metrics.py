@@ -91,19 +91,25 @@ def test_coverage_of_calibrated_samples():
         metrics.coverage(x, y, 1.0)
 
 
-def test_path_scores_keys_and_values():
+def test_path_scores_per_horizon():
+    from strates.core.config import to_dict
+
     rng = np.random.default_rng(6)
     x = 0.01 * rng.standard_normal((30, 16, 8))
     y = 0.01 * rng.standard_normal((30, 8))
     out = metrics.path_scores(x, y)
-    assert out["horizons"] == [1, 4, 8]  # 12 > H dropped, H added
+    assert [h.horizon for h in out.horizons] == [1, 4, 8]  # 12 > H dropped, H added
     for h in (1, 4, 8):
-        assert out[f"crps_h{h}"] == pytest.approx(
+        assert out.at(h).crps == pytest.approx(
             float(metrics.crps_ensemble(x[:, :, :h].sum(-1), y[:, :h].sum(-1)).mean()))
-        assert 0.0 <= out[f"cov50_h{h}"] <= out[f"cov90_h{h}"] <= 1.0
-    assert out["energy_score"] == pytest.approx(float(metrics.energy_score(x, y).mean()))
-    json.dumps(out)
-    assert all(type(v) in (float, int, list) for v in out.values())
+        assert 0.0 <= out.at(h).cov50 <= out.at(h).cov90 <= 1.0
+    with pytest.raises(KeyError, match="no horizon 2"):
+        out.at(2)
+    assert out.energy_score == pytest.approx(float(metrics.energy_score(x, y).mean()))
+    assert (out.states, out.samples) == (30, 16)
+    plain = to_dict(out)
+    json.dumps(plain)
+    assert all(type(v) in (float, int) for row in plain["horizons"] for v in row.values())
 
 
 def test_vendi_and_effective_modes():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,25 +10,30 @@ import pytest
 from typer.testing import CliRunner
 
 from chaos_cli.app import app
-from strates.cfm import PRESETS, Config, run
+from strates.cfm import PRESETS, Config, artifact, run
+from strates.cfm.config import Coupling, Method
 from strates.cfm.stage import scored_periods
 from strates.core import artifacts
 from strates.core.artifacts import LeakageError
 from strates.core.config import apply_overrides, merge_presets
 from strates.core.workspace import Workspace
+from strates.data import artifact as data_artifact
 from strates.data.config import Config as IngestConfig
 from strates.data.embedded import EmbeddedSpec
 from strates.data.ingest import run as ingest
+from strates.data.split import Period
 from strates.fsq import PRESETS as FSQ_PRESETS
 from strates.fsq import Config as FsqConfig
 from strates.fsq import run as tokenize
 from strates.jepa import PRESETS as JEPA_PRESETS
 from strates.jepa import Config as JepaConfig
+from strates.jepa import artifact as jepa_artifact
 from strates.jepa import run as train_jepa
 
 pytestmark = pytest.mark.xdist_group("cfm_stage")
 
 DEBUG = apply_overrides(merge_presets(Config(), PRESETS, ["debug"]), ["ensemble=2"])
+JEPA_DEBUG = merge_presets(JepaConfig(), JEPA_PRESETS, ["debug"])
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,7 @@ def trained(tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("ws"))
     ingest(IngestConfig(embedded=EmbeddedSpec(assets=2, bars=900)), ws)
     tokenize(merge_presets(FsqConfig(), FSQ_PRESETS, ["debug"]), ws)
-    train_jepa(merge_presets(JepaConfig(), JEPA_PRESETS, ["debug"]), ws)
+    train_jepa(JEPA_DEBUG, ws)
     return ws, run(DEBUG, ws)
 
 
@@ -43,45 +49,64 @@ def test_cfm_artifact_scores_against_both_baselines(trained):
     ws, result = trained
     m = result.manifest
     assert m.stage == "cfm" and set(m.parents) == {"jepa", "tokens", "dataset"}
-    for period in ("validation", "test"):
-        p = m.metrics[period]
-        assert p["futures_per_state"] == 8 and p["states"] > 0
-        for name in ("cfm", "bootstrap", "gaussian_rw"):
-            row = p[name]
-            assert row["horizons"] == [1, 2, 4]
-            for h in row["horizons"]:
-                assert row[f"crps_h{h}"] > 0 and 0 <= row[f"cov50_h{h}"] <= row[f"cov90_h{h}"] <= 1
-        assert p["sphere_norm_max_error"] < 1e-5  # sampled states are back on the sphere
-        assert p["ensemble_disagreement"] > 0  # two members, different seeds
-        assert p["diversity"]["vendi"] >= 1
-    table = m.metrics["coupling_nfe"]["table"]
-    assert set(table) == {"cot", "ot", "independent"} and set(table["cot"]) == {"1", "2", "4", "8"}
-    couplings = m.metrics["couplings"]
-    assert couplings["independent"]["identity_share"] == 1.0
+    c = artifact.load(ws, m.id)
+    assert c.id == m.id and c.config == DEBUG
+    for name in ("validation", "test"):
+        p = c.metrics.period(name)
+        assert p.futures_per_state == 8 and p.states > 0
+        for forecast, _ in artifact.FORECASTS:
+            scores = p.forecast(forecast)
+            assert [h.horizon for h in scores.horizons] == [1, 2, 4]
+            for h in scores.horizons:
+                assert h.crps > 0 and 0 <= h.cov50 <= h.cov90 <= 1
+        assert p.sphere_norm_max_error < 1e-5  # sampled states are back on the sphere
+        assert p.ensemble_disagreement > 0  # two members, different seeds
+        assert p.diversity.vendi >= 1
+    nfe = c.metrics.coupling_nfe
+    assert [r.coupling for r in nfe.rows] == [Coupling.COT, Coupling.INDEPENDENT, Coupling.OT]
+    assert all([s.nfe for s in r.scores] == [1, 2, 4, 8] for r in nfe.rows) and nfe.method == "euler"
+    stats = {s.coupling: s for s in c.metrics.couplings}
+    assert stats[Coupling.INDEPENDENT].identity_share == 1.0
     # OT lowers the transport cost; the condition-aware cost keeps pairs closer in condition
-    assert couplings["ot"]["transport_cost"] < couplings["independent"]["transport_cost"]
-    assert couplings["cot"]["condition_distance"] < couplings["ot"]["condition_distance"]
+    assert stats[Coupling.OT].transport_cost < stats[Coupling.INDEPENDENT].transport_cost
+    assert stats[Coupling.COT].condition_distance < stats[Coupling.OT].condition_distance
     assert "train" in m.fitted and m.selected == {}  # the cfm chooses nothing on validation
     names = {n.split("/")[1] for n in m.files if n.startswith("checkpoints/")}
-    assert names == {"cot-m0", "cot-m1", "ot-m0", "independent-m0"}
+    assert names == {h.name for h in c.summary.history} == {"cot-m0", "cot-m1", "ot-m0", "independent-m0"}
+    assert c.summary.main == Coupling.COT and c.summary.couplings[0] == Coupling.COT and c.summary.ensemble == 2
+    titles = [t.title for t in artifact.tables(c)]
+    assert len(titles) == 4 and titles[0].startswith("validation") and titles[1].startswith("test")
+
+
+def test_flows_load_with_their_scales(trained):
+    ws, result = trained
+    flows, scales = artifact.load_flows(ws, artifact.read(result.manifest))
+    assert len(flows) == 2 and scales.horizon == DEBUG.future.horizon and scales.ret_scale > 0
+    assert scales.state_dim == JEPA_DEBUG.model.d_model
+    # the former names still answer, in their former shapes, until every stage uses the typed ones
+    from strates.cfm.data import load_states
+    from strates.cfm.stage import load_flows
+
+    assert load_flows(ws, result.manifest)[1] == {"ret_scale": scales.ret_scale, "horizon": scales.horizon,
+                                                  "state_dim": scales.state_dim}
+    states, fold, dataset = load_states(ws, artifacts.resolve(ws, result.manifest.parents["jepa"], stage="jepa"))
+    assert fold["name"] == "holdout" and dataset.stage == "dataset" and states[0].h.shape[1] == scales.state_dim
 
 
 def test_validation_is_scored_only_after_the_jepa_checkpoint_choice(trained):
     ws, result = trained
-    m = result.manifest
-    jepa = artifacts.resolve(ws, m.parents["jepa"], stage="jepa")
-    fold = next(f for f in artifacts.resolve(ws, m.parents["dataset"], stage="dataset").summary["split"]["folds"]
-                if f["name"] == m.summary["fold"])
-    chosen = jepa.selected["validation"]
-    assert chosen["start"] == fold["validation"]["start"]
-    validation = m.metrics["validation"]
-    assert (validation["start"], validation["end"]) == (chosen["end"], fold["validation"]["end"])
-    assert (m.metrics["test"]["start"], m.metrics["test"]["end"]) == (fold["test"]["start"], fold["test"]["end"])
-    upstream = [m, *artifacts.ancestors(ws, m)]
-    for period in ("validation", "test"):
-        artifacts.check_disjoint(upstream, m.metrics[period]["start"], m.metrics[period]["end"], period=period)
+    c = artifact.read(result.manifest)
+    jepa = jepa_artifact.load(ws, c.manifest.parents["jepa"])
+    fold = data_artifact.load(ws, c.manifest.parents["dataset"]).fold(c.summary.fold)
+    assert jepa.selected.start == fold.validation.start
+    assert c.metrics.validation.period == Period(jepa.selected.end, fold.validation.end)
+    assert c.metrics.test.period == fold.test
+    upstream = [c.manifest, *artifacts.ancestors(ws, c.manifest)]
+    for name in ("validation", "test"):
+        p = c.metrics.period(name).period
+        artifacts.check_disjoint(upstream, p.start, p.end, period=name)
     # a test period that a model chose on is refused before anything is scored
-    leaky = {**fold, "test": fold["validation"]}
+    leaky = dataclasses.replace(fold, test=fold.validation)
     with pytest.raises(LeakageError, match=rf"{jepa.ref} was selected on 'validation'"):
         scored_periods(leaky, upstream)
 
@@ -93,6 +118,10 @@ def test_reuse_and_cli(trained):
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["reused"] and out["ref"] == result.manifest.ref
-    res = CliRunner().invoke(app, ["--workspace", ws.url, "train-cfm", "--set", "coupling.kind=nearest"])
-    assert res.exit_code == 2 and "coupling.kind" in res.stderr
-    assert np.isfinite(result.manifest.metrics["validation"]["cfm"]["energy_score"])
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "train-cfm", "--preset", "debug", "--ensemble", "2"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0 and "CRPS" in res.stdout and f"reused {result.manifest.ref}" in res.stdout, res.stdout
+    for field, kind in (("coupling.kind", Coupling), ("sample.method", Method)):
+        res = CliRunner().invoke(app, ["--workspace", ws.url, "train-cfm", "--set", f"{field}=nearest"])
+        assert res.exit_code == 2 and field in res.stderr and all(k.value in res.stderr for k in kind)
+    assert np.isfinite(artifact.read(result.manifest).metrics.validation.cfm.energy_score)
