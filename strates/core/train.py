@@ -266,6 +266,11 @@ def train(
             f"stop_after = {stop_after!r}: must be an integer >= 0", field="stop_after"
         )
     end = config.steps if stop_after is None else min(stop_after, config.steps)
+    # Random bits that do not depend on how an array is sharded: the same key draws the same
+    # numbers on one device and on a mesh, so a sharded run trains like an unsharded one (the
+    # default since JAX 0.5; set here so an older JAX or JAX_THREEFRY_PARTITIONABLE=0 cannot
+    # make the loss's spans and noise depend on the topology).
+    jax.config.update("jax_threefry_partitionable", True)
 
     # 1. Optimizer; abstract train state with the shardings the initialiser would give it.
     _check_mesh_is_set(params)

@@ -305,3 +305,22 @@ def test_frozen_leaves_are_untouched_and_post_update_moves_them(tmp_path):
     np.testing.assert_allclose(np.asarray(moved.params["target"]["w"]), np.asarray(moved.params["w"]), atol=0.2)
     online = ("w", "b")
     assert_params_equal({k: moved.params[k] for k in online}, {k: still.params[k] for k in online})
+
+
+def test_the_loop_draws_partitionable_random_bits(tmp_path):
+    """`train` turns on `jax_threefry_partitionable`: random bits then do not depend on the
+    sharding, so a key gives the same numbers on one device and on 8."""
+    before = jax.config.jax_threefry_partitionable
+    try:
+        jax.config.update("jax_threefry_partitionable", False)
+        run(tmp_path / "ckpt", config=TrainConfig(steps=2, warmup_steps=1, checkpoint_every=2, log_every=1))
+        assert jax.config.jax_threefry_partitionable
+        devices = jax.devices()
+        if len(devices) >= 2:
+            mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Explicit,))
+            sharding = NamedSharding(mesh, P("data"))
+            draw = jax.jit(lambda k: jax.random.normal(k, (8 * len(devices), 4)), out_shardings=sharding)
+            np.testing.assert_array_equal(np.asarray(draw(jax.random.key(3))),
+                                          np.asarray(jax.random.normal(jax.random.key(3), (8 * len(devices), 4))))
+    finally:
+        jax.config.update("jax_threefry_partitionable", before)
