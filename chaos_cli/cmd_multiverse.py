@@ -16,12 +16,12 @@ def multiverse(
     universes: Annotated[int | None, typer.Option(
         "--universes", "-m", help="M perturbed universes per decision.")] = None,
     sigma: Annotated[float | None, typer.Option("--sigma", help="Geodesic perturbation angle (radians).")] = None,
-    decision_times: Annotated[int | None, typer.Option(
-        "--decision-times", help="Decision times, evenly spaced over the test period (0 = every bar).")] = None,
     threshold: Annotated[float | None, typer.Option(
         "--threshold", help="Consensus below it marks a decision contested.")] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
+    decision_times: Annotated[int | None, typer.Option(
+        "--decision-times", help="Decision times, evenly spaced over the test period (0 = every bar).")] = None,
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,

@@ -20,10 +20,10 @@ def train_agent(
         "--cvar-alpha", help="CVaR level in (0, 1]; 1 = risk-neutral mean.")] = None,
     cost_bps: Annotated[float | None, typer.Option(
         "--cost-bps", help="Cost per side in basis points, charged on |Δposition|.")] = None,
-    period: Annotated[str | None, typer.Option(
-        "--period", help="Backtest START,END (UTC) instead of the test period(s).")] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
+    period: Annotated[str | None, typer.Option(
+        "--period", help="Backtest START,END (UTC) instead of the test period(s).")] = None,
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,

@@ -287,13 +287,13 @@ def span_text(p: Period) -> str:
 
 
 def performance_table(rows: Iterable[Performance], *, order: Sequence[str] = STRATEGIES, title: str = "",
-                      caption: str = BACKTEST_NOTE) -> Table:
+                      caption: str = BACKTEST_NOTE, label: str = "strategy") -> Table:
     """The backtest table: one row per strategy and cost level (ascending), the strategies
-    in `order` first."""
+    in `order` first, under the heading `label`."""
     out = [(strategy.replace("_", " "), f"{r.cost_bps:g}", f"{r.sharpe:.2f}", f"{r.sortino:.2f}",
             f"{r.max_drawdown:.1%}", f"{r.annual_return:.1%}", f"{r.turnover:.3f}", f"{r.hit_rate:.0%}", f"{r.dsr:.2f}")
            for strategy, group in by_strategy(rows, order).items() for r in group]
-    return table(("strategy", "cost (bps)", "Sharpe", "Sortino", "max drawdown", "annual return", "turnover",
+    return table((label, "cost (bps)", "Sharpe", "Sortino", "max drawdown", "annual return", "turnover",
                   "hit rate", "DSR"), out, caption, title=title)
 
 

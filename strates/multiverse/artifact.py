@@ -260,7 +260,7 @@ def decisions_table(mv: Multiverse) -> Table:
 def comparison_table(mv: Multiverse) -> Table:
     """The deterministic, filtered and consensus-sized policies on the same bars and costs."""
     return performance_table(
-        mv.metrics.comparison, order=POLICIES,
+        mv.metrics.comparison, order=POLICIES, label="policy",
         title="the seeds' claim: deterministic vs multiverse-filtered vs consensus-sized, same bars and costs",
         caption="deterministic: the agent's own backtest (universe 0). filtered: walked from its own positions, no "
                 "trade while the latest multiverse reading is contested (the position is held). sized: walked from "
