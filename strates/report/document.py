@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from strates.core.table import Table, table  # noqa: F401  (re-exported for the sections)
+from strates.data.split import Period
 
 MISSING = "not recorded"
 
@@ -85,19 +86,6 @@ def facts(pairs: Sequence[tuple[str, Any]]) -> Facts:
     return Facts(tuple((k, v if isinstance(v, str) else text(v)) for k, v in pairs))
 
 
-# -- reading manifests -----------------------------------------------------------------------
-def dig(data: Any, *keys: Any, default: Any = None) -> Any:
-    """`data[k0][k1]...`, or `default` where any step is missing."""
-    for key in keys:
-        if isinstance(data, Mapping) and key in data:
-            data = data[key]
-        elif isinstance(data, Sequence) and not isinstance(data, str) and isinstance(key, int) and -len(data) <= key < len(data):
-            data = data[key]
-        else:
-            return default
-    return data
-
-
 # -- formatting ------------------------------------------------------------------------------
 def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
@@ -143,7 +131,7 @@ def pct(value: Any, decimals: int = 1) -> str:
 
 def integer(value: Any) -> str:
     x = _finite(value)
-    return MISSING if x is None else f"{int(round(x)):,}"
+    return MISSING if x is None else f"{round(x):,}"
 
 
 def when(value: Any, *, minutes: bool = True) -> str:
@@ -162,12 +150,16 @@ def when(value: Any, *, minutes: bool = True) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
-def span(value: Any) -> str:
-    """`{start, end}` as `start .. end`."""
-    start, end = dig(value, "start"), dig(value, "end")
-    if start is None and end is None:
+def span(value: Period | None) -> str:
+    """A period as `start .. end` (UTC, end exclusive); `not recorded` for None."""
+    if value is None:
         return MISSING
-    return f"{when(start)} .. {when(end)}"
+    return f"{when(value.start)} .. {when(value.end)}"
+
+
+def spans(ranges: Mapping[str, Mapping[str, dt.datetime]]) -> str:
+    """A manifest's `fitted` or `selected` ranges ({name: {start, end}}) as `name: start .. end; ...`."""
+    return "; ".join(f"{name}: {span(Period(**r))}" for name, r in sorted(ranges.items()))
 
 
 def duration(seconds: Any) -> str:

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import io
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def _figure(height: float, *, dpi: int, width: float = WIDTH) -> Iterator[Any]:
     import matplotlib
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(cast(Any, STYLE)):  # its keys are typed as a Literal of every rc name
         yield Figure(figsize=(width, height), dpi=dpi, layout="constrained")
 
 
@@ -123,7 +123,8 @@ def prices(bars: Any, spans: Sequence[tuple[str, dt.datetime, dt.datetime]], *, 
 
 
 # -- tokenizer ---------------------------------------------------------------------------------
-def tokenizer(r2: Mapping[str, Mapping[str, float]], history: Sequence[Mapping[str, float]], *, dpi: int = 110) -> bytes:
+def tokenizer(r2: Mapping[str, Mapping[str, float]], history: Sequence[Mapping[str, float]], *,
+              dpi: int = 110) -> bytes:
     """Left: reconstruction R² per feature for each period in `r2` ({period: {feature: R²}}).
     Right: the training loss and reconstruction MSE against the step (`history`)."""
     with _figure(3.2, dpi=dpi) as fig:
@@ -167,7 +168,8 @@ def jepa_loss(history: Sequence[Mapping[str, float]], validation: Mapping[int, f
         _history(left, history, ("loss", "pred"))
         if validation:
             steps = sorted(validation)
-            left.plot(steps, [validation[s] for s in steps], "o--", color="#c0392b", ms=5, lw=1.0, label="validation loss")
+            left.plot(steps, [validation[s] for s in steps], "o--", color="#c0392b", ms=5, lw=1.0,
+                      label="validation loss")
         if selected is not None:
             left.axvline(selected, color="#555555", ls=":", lw=1.0, label=f"selected step {selected}")
         left.legend(frameon=False)
@@ -178,28 +180,27 @@ def jepa_loss(history: Sequence[Mapping[str, float]], validation: Mapping[int, f
 
 
 # -- cfm ---------------------------------------------------------------------------------------
-def crps_ratio(periods: Mapping[str, Mapping[str, Mapping[str, Any]]], *, dpi: int = 110) -> bytes:
+def crps_ratio(periods: Mapping[str, Mapping[str, Mapping[int, float]]], *, dpi: int = 110) -> bytes:
     """CRPS of the cumulative return at each horizon, divided by the Gaussian random walk's
-    on the same states, per period ({period: {forecast: {crps_h<h>: ...}}}); below 1 is better."""
+    on the same states, per period ({period: {forecast: {horizon: CRPS}}}); below 1 is better."""
     names = ("cfm", "bootstrap", "gaussian_rw")
     with _figure(3.0, dpi=dpi) as fig:
         axes = np.atleast_1d(fig.subplots(1, max(len(periods), 1), sharey=True))
         for ax, (period, rows) in zip(axes, periods.items(), strict=False):
             base = rows.get("gaussian_rw", {})
-            horizons = [int(k.removeprefix("crps_h")) for k in base if k.startswith("crps_h")]
-            horizons.sort()
+            horizons = sorted(base)
             x = np.arange(len(horizons))
             width = 0.8 / len(names)
+            ratios = {name: np.array([rows.get(name, {}).get(h, np.nan) / base[h] for h in horizons])
+                      for name in names}
             for i, name in enumerate(names):
-                row = rows.get(name, {})
-                vals = [row.get(f"crps_h{h}", np.nan) / base[f"crps_h{h}"] for h in horizons]
-                ax.bar(x + (i - 1) * width, vals, width, label=_label(name), color=_color(name, i))
+                ax.bar(x + (i - 1) * width, ratios[name], width, label=_label(name), color=_color(name, i))
             ax.axhline(1.0, color="#333333", lw=0.8)
             ax.set_xticks(x, [f"h={h}" for h in horizons])
             ax.set_title(period)
             ax.grid(axis="x", visible=False)
-            lo = min((p.get(f"crps_h{h}", 1) / base[f"crps_h{h}"] for p in rows.values() for h in horizons
-                      if isinstance(p, Mapping) and np.isfinite(p.get(f"crps_h{h}", np.nan))), default=0.9)
+            finite = np.concatenate([r[np.isfinite(r)] for r in ratios.values()])
+            lo = float(finite.min()) if finite.size else 0.9
             ax.set_ylim(min(0.9, lo - 0.03), None)
         axes[0].set_ylabel("CRPS / Gaussian RW CRPS")
         axes[-1].legend(frameon=False, loc="upper right")
@@ -229,7 +230,8 @@ def fans(frame: Any, *, assets: int = 4, times: int = 3, dpi: int = 110) -> byte
                 t = picks[a][c]
                 rows = frame.filter((pl.col("asset") == a) & (pl.col("ts") == t)).sort("step")
                 x = np.concatenate([[0], rows["step"].to_numpy()])
-                q = {k: 100 * np.concatenate([[0.0], rows[k].to_numpy()]) for k in ("q05", "q25", "q50", "q75", "q95", "realized")}
+                q = {k: 100 * np.concatenate([[0.0], rows[k].to_numpy()])
+                     for k in ("q05", "q25", "q50", "q75", "q95", "realized")}
                 ax.fill_between(x, q["q05"], q["q95"], color="#1f5fbf", alpha=0.15, lw=0, label="5-95%")
                 ax.fill_between(x, q["q25"], q["q75"], color="#1f5fbf", alpha=0.3, lw=0, label="25-75%")
                 ax.plot(x, q["q50"], color="#1f5fbf", lw=1.4, label="median")
@@ -267,9 +269,9 @@ def equity(frame: Any, *, strategies: Sequence[str] = (), highlight: str = "", d
                 if not curve.height:
                     continue
                 idx = thin(curve.height, max_points)
-                ax.plot(naive_utc(curve["ts"])[idx], 100 * (curve["equity"].to_numpy()[idx] - 1.0), color=_color(name, i),
-                        lw=2.0 if name == highlight else 1.2, ls=LINESTYLES.get(name, "-"), label=_label(name),
-                        zorder=3 + i)
+                ax.plot(naive_utc(curve["ts"])[idx], 100 * (curve["equity"].to_numpy()[idx] - 1.0),
+                        color=_color(name, i), lw=2.0 if name == highlight else 1.2, ls=LINESTYLES.get(name, "-"),
+                        label=_label(name), zorder=3 + i)
             ax.axhline(0, color="#555555", lw=0.6)
             ax.set_title(f"cost {cost:g} bps per side")
             _date_axis(ax)

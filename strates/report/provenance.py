@@ -8,8 +8,8 @@ from typing import Any
 import tomli_w
 
 import strates
-from strates.report.document import Block, Code, Section, Text, span, table, text, when
-from strates.report.sources import STAGES, Sources
+from strates.report.document import Block, Code, Section, Text, spans, table, text, when
+from strates.report.sources import KINDS, Sources
 
 
 def config_toml(config: dict[str, Any]) -> str:
@@ -25,21 +25,22 @@ def config_toml(config: dict[str, Any]) -> str:
 
 
 def _refs(parents: dict[str, str]) -> str:
-    order = {s: i for i, s in enumerate(STAGES)}
+    order = {s: i for i, s in enumerate(KINDS)}
     return ", ".join(f"{k}/{v[:8]}" for k, v in sorted(parents.items(), key=lambda kv: order.get(kv[0], 99))) or "none"
 
 
 def provenance(src: Sources, *, report_id: str, report_config: dict[str, Any]) -> Section:
     rows = []
-    for stage in STAGES:
-        m = src.get(stage)
+    manifests = src.manifests
+    for stage in KINDS:
+        m = manifests.get(stage)
         if m is None:
             rows.append((stage, "not recorded", "", "", "", "", ""))
             continue
-        fitted = "; ".join(f"{k}: {span(v)}" for k, v in sorted(m.fitted.items())) or "none"
-        selected = "; ".join(f"{k}: {span(v)}" for k, v in sorted(m.selected.items())) or "none"
-        rows.append((stage, m.id, when(m.created), fitted, selected, m.version, _refs(m.parents)))
-    rows.append(("report", report_id, "this report", "none", "none", strates.__version__, _refs(src.parents)))
+        rows.append((stage, m.id, when(m.created), spans(m.fitted) or "none", spans(m.selected) or "none", m.version,
+                     _refs(m.parents)))
+    parents = {kind: m.id for kind, m in manifests.items()}
+    rows.append(("report", report_id, "this report", "none", "none", strates.__version__, _refs(parents)))
     blocks: list[Block] = [
         Text(f"Built by chaos {strates.__version__} from artifacts alone: the manifests and Parquet files of the "
              "artifacts below. Ids are hashes of (stage, resolved config, parent ids)."),
@@ -48,10 +49,7 @@ def provenance(src: Sources, *, report_id: str, report_config: dict[str, Any]) -
               "on\": the data a choice was made on (a checkpoint, a setting); both end exclusive, and no evaluation "
               "overlaps either. Parents by the first 8 characters of their ids.", left=7, wrap=6),
     ]
-    for stage in STAGES:
-        m = src.get(stage)
-        if m is not None:
-            blocks.append(Code(f"{m.ref}: resolved config", config_toml(m.config)))
+    blocks += [Code(f"{m.ref}: resolved config", config_toml(m.config)) for m in manifests.values()]
     blocks.append(Code(f"report/{report_id}: resolved config", config_toml(report_config)))
     if src.problems:
         blocks.append(Text("Missing pieces: " + text(src.problems), muted=True))

@@ -40,6 +40,7 @@ caption { caption-side: bottom; text-align: left; color: var(--muted); font-size
   max-width: 95ch; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); vertical-align: top; white-space: nowrap; }
 td.wrap { white-space: normal; min-width: 18em; }
+p.table-title { font-weight: 600; font-size: 14px; margin: 0 0 4px; max-width: none; }
 th { text-align: left; font-weight: 600; border-bottom: 2px solid #c9d0da; white-space: nowrap; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) { background: var(--zebra); }
@@ -53,7 +54,8 @@ pre { background: var(--code); padding: 10px 12px; overflow-x: auto; font-size: 
   border-radius: 4px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 footer { margin-top: 48px; color: var(--muted); font-size: 13px; border-top: 1px solid var(--line); padding-top: 10px; }
-@media (max-width: 700px) { main { padding: 16px; } nav.toc ol { columns: 1; } dl.facts { grid-template-columns: 1fr; } }
+@media (max-width: 700px) { main { padding: 16px; } nav.toc ol { columns: 1; }
+  dl.facts { grid-template-columns: 1fr; } }
 @media print { nav.toc { display: none; } h2 { break-before: page; } figure, table { break-inside: avoid; } }
 """
 
@@ -80,10 +82,8 @@ def to_html(report: Report) -> str:
 
 
 def _html_section(section: Section, number: int) -> str:
-    out = [f'<section id="{_e(section.id)}">', f"<h2>{number}. {_e(section.title)}</h2>"]
-    for block in section.blocks:
-        out.append(_html_block(block))
-    out.append("</section>")
+    out = [f'<section id="{_e(section.id)}">', f"<h2>{number}. {_e(section.title)}</h2>",
+           *(_html_block(block) for block in section.blocks), "</section>"]
     return "\n".join(out)
 
 
@@ -96,7 +96,7 @@ def _html_block(block) -> str:
         items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in block.items)
         return f'<dl class="facts">{items}</dl>'
     if isinstance(block, Table):
-        return _html_table(block)
+        return table_html(block)
     if isinstance(block, Figure):
         data = base64.b64encode(block.png).decode("ascii")
         return (f'<figure id="fig-{_e(block.name)}"><img src="data:image/png;base64,{data}" alt="{_e(block.caption)}">'
@@ -111,12 +111,14 @@ def _cls(i: int, t: Table, cell: bool = False) -> str:
     return f' class="{" ".join(names)}"' if names else ""
 
 
-def _html_table(t: Table) -> str:
+def table_html(t: Table) -> str:
     head = "".join(f"<th{_cls(i, t)}>{_e(c)}</th>" for i, c in enumerate(t.columns))
     body = "".join("<tr>" + "".join(f"<td{_cls(i, t, True)}>{_e(c)}</td>" for i, c in enumerate(row)) + "</tr>"
                    for row in t.rows)
     caption = f"<caption>{_e(t.caption)}</caption>" if t.caption else ""
-    return f'<div class="table-wrap"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    title = f'<p class="table-title">{_e(t.title)}</p>' if t.title else ""
+    return (f'<div class="table-wrap">{title}<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+            "</table></div>")
 
 
 # -- Markdown --------------------------------------------------------------------------------
@@ -153,7 +155,8 @@ def _md_block(block) -> list[str]:
     if isinstance(block, Facts):
         return [f"- **{_md(k)}:** {_md(v)}" for k, v in block.items]
     if isinstance(block, Table):
-        out = ["| " + " | ".join(_md_cell(c) for c in block.columns) + " |",
+        out = [f"**{_md(block.title)}**", ""] if block.title else []
+        out += ["| " + " | ".join(_md_cell(c) for c in block.columns) + " |",
                "|" + "|".join("---" if i < block.left else "---:" for i in range(len(block.columns))) + "|"]
         out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
         if block.caption:

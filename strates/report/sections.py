@@ -1,144 +1,130 @@
-"""The report's first sections, one function each, from manifests and Parquet files:
-the data and its split, Strate I (tokenizer), Strate II (JEPA), Strate III (CFM).
+"""The report's first sections, one function each, from the typed artifacts and their
+Parquet files: the data and its split, Strate I (tokenizer), Strate II (JEPA), Strate III
+(CFM). The tables are the strates' own (`<strate>/artifact.py`), shown by their CLI
+commands too; the sections add the facts around them and the figures.
 
-Each takes `Sources` and returns a `Section`; a value an artifact did not record is shown
-as "not recorded", and a missing artifact or file makes a note, not an error.
+Each takes `Sources` and returns a `Section`; an artifact the report was not given, or a
+value an artifact did not record, is shown as "not recorded", and a missing file makes a
+note, not an error.
 """
 
 from __future__ import annotations
 
+from strates.cfm import artifact as cfm_artifact
+from strates.core import artifacts
+from strates.data import artifact as data_artifact
+from strates.data.split import PERIODS, Fold, Period
+from strates.fsq import artifact as fsq_artifact
+from strates.jepa import artifact as jepa_artifact
 from strates.report import figures
 from strates.report.document import (
-    MISSING, Block, Figure, Heading, Section, Text, dig, duration, facts, fixed, integer, num, pct, span, table, text,
-    when,
+    MISSING,
+    Block,
+    Figure,
+    Heading,
+    Section,
+    Text,
+    facts,
+    fixed,
+    integer,
+    num,
+    pct,
+    span,
+    spans,
+    table,
+    text,
 )
 from strates.report.sources import Sources
-
-SPLIT_PERIODS = ("train", "validation", "test")
 
 
 def absent(stage: str, command: str) -> Text:
     return Text(f"No {stage} artifact upstream of this multiverse: not recorded (produced by `{command}`).", muted=True)
 
 
-def selected_on(m, *, chooses: bool) -> str:
+def fitted_on(m: artifacts.Manifest) -> str:
+    """The ranges an artifact was fitted on."""
+    return spans(m.fitted) or MISSING
+
+
+def selected_on(m: artifacts.Manifest, *, chooses: bool) -> str:
     """The ranges an artifact was selected on (checkpoint choice and the like), for the
     facts beside "fitted on". A stage that `chooses` nothing says so; one that does but
-    whose manifest predates the record says "not recorded"."""
-    ranges = "; ".join(f"{name}: {span(value)}" for name, value in sorted((m.selected if m else {}).items()))
+    whose manifest has no record says "not recorded"."""
+    ranges = spans(m.selected)
     if ranges:
         return ranges
     return MISSING if chooses else "nothing (fixed training steps, last parameters)"
 
 
-def used_fold(src: Sources) -> dict | None:
-    """The dataset fold the models were fitted on (named in the cfm, agent, jepa or tokens
-    artifact), or None when none names one."""
-    dataset = src.get("dataset")
-    folds = dig(dataset.summary, "split", "folds", default=[]) if dataset else []
-    name = None
-    for stage in ("cfm", "agent", "jepa", "tokens"):
-        m = src.get(stage)
-        name = name or (dig(m.summary, "fold") if m else None) or (dig(m.config, "fold") if m else None)
-    return next((f for f in folds if f.get("name") == name), None)
+def used_fold(src: Sources) -> Fold | None:
+    """The dataset fold the models were fitted on (named by the cfm, agent, jepa or tokens
+    artifact), or None without a dataset or any of them."""
+    if src.dataset is None:
+        return None
+    for a in (src.cfm, src.agent, src.jepa, src.tokens):
+        if a is not None:
+            return src.dataset.fold(a.summary.fold)
+    return None
 
 
 # -- 1. data -------------------------------------------------------------------------------
 def data(src: Sources) -> Section:
     title = "Data and split"
-    m = src.get("dataset")
-    if m is None:
+    ds, cfg = src.dataset, src.config
+    if ds is None:
         return Section("data", title, (absent("dataset", "chaos ingest"),))
-    s, cfg = m.summary, src.config
+    s = ds.summary
     fold = used_fold(src)
+    used = fold.name if fold else MISSING
     blocks: list[Block] = [facts([
-        ("source", dig(s, "source", default=MISSING)),
-        ("assets", integer(dig(s, "n_assets", default=dig(m.metrics, "assets")))),
-        ("rows", integer(dig(s, "rows", default=dig(m.metrics, "rows")))),
-        ("time range", span(s)),
-        ("bar interval", text(dig(s, "interval")) if dig(s, "interval") else duration(dig(s, "interval_seconds"))),
-        ("gaps", f"{integer(dig(s, 'gaps', 'count'))} gaps, {integer(dig(s, 'gaps', 'missing_bars'))} missing bars"),
-        ("split", f"{dig(s, 'split', 'spec', default=MISSING)}; the models were fitted on fold "
-                  f"{fold['name'] if fold else MISSING}"),
+        ("source", s.source),
+        ("assets", integer(s.n_assets)),
+        ("rows", integer(s.rows)),
+        ("time range", span(Period(s.start, s.end))),
+        ("bar interval", s.interval),
+        ("gaps", f"{integer(s.gaps.count)} gaps, {integer(s.gaps.missing_bars)} missing bars"),
+        ("split", f"{s.split.spec}; the models were fitted on fold {used}"),
     ])]
-    for note in dig(s, "notes", default=[]) or []:
-        blocks.append(Text(str(note), muted=True))
-    assets = dig(s, "assets", default={}) or {}
-    if assets:
-        blocks.append(table(
-            ("asset", "rows", "first bar", "last bar", "gaps", "missing bars"),
-            [(a, integer(r.get("rows")), when(r.get("start")), when(r.get("end")), integer(r.get("gaps")),
-              integer(r.get("missing_bars"))) for a, r in sorted(assets.items())],
-            "Bars per asset (UTC)."))
-    folds = dig(s, "split", "folds", default=[]) or []
-    if folds:
-        rows = [(f"{f.get('name')}{' (used)' if fold and f.get('name') == fold.get('name') else ''}",
-                 *(span(f.get(p)) for p in SPLIT_PERIODS)) for f in folds]
-        blocks.append(table(("fold", "train", "validation", "test"), rows,
-                            "Fold boundaries (UTC, end exclusive). Every model is fitted before its fold's "
-                            "validation start; evaluation runs only on later data.", left=4))
-    macro = dig(s, "macro", default={}) or {}
-    if macro:
-        blocks.append(table(
-            ("series", "observations", "first observed", "last observed", "publication lag"),
-            [(k, integer(v.get("observations")), when(v.get("first_observed")), when(v.get("last_observed")),
-              _lag(v)) for k, v in sorted(macro.items())],
-            "Macro series, joined as-of on their publication time.", left=1))
+    blocks += [Text(note, muted=True) for note in s.notes]
+    blocks += data_artifact.tables(ds)
     bars = src.frame("dataset", "bars.parquet", ["asset", "ts", "close"])
     if bars is not None and bars.height:
-        spans = [(p, fold[p]["start"], fold[p]["end"]) for p in SPLIT_PERIODS if fold and p in fold]
-        blocks.append(Figure("data-prices", figures.prices(bars, spans, dpi=cfg.dpi, max_points=cfg.max_points),
+        shaded = [(p, fold.period(p).start, fold.period(p).end) for p in PERIODS] if fold else []
+        blocks.append(Figure("data-prices", figures.prices(bars, shaded, dpi=cfg.dpi, max_points=cfg.max_points),
                              "Cumulative log return of the close per asset; shaded: the train, validation and test "
-                             f"periods of fold {fold['name'] if fold else MISSING}."))
+                             f"periods of fold {used}."))
     else:
         blocks.append(Text("Bars: not recorded (bars.parquet missing).", muted=True))
     return Section("data", title, tuple(blocks))
 
 
-def _lag(series: dict) -> str:
-    lo, hi = series.get("lag_seconds_min"), series.get("lag_seconds_max")
-    if lo is None:
-        return MISSING
-    return duration(lo) if lo == hi else f"{duration(lo)} .. {duration(hi)}"
-
-
 # -- 2. tokenizer --------------------------------------------------------------------------
 def tokenizer(src: Sources) -> Section:
     title = "Strate I: tokenizer"
-    tk, tok = src.get("tokenizer"), src.get("tokens")
+    tk, tok = src.tokenizer, src.tokens
     if tk is None and tok is None:
         return Section("tokenizer", title, (absent("tokenizer", "chaos tokenize"),))
     blocks: list[Block] = []
-    tm, tkm = (tk.metrics if tk else {}), (tok.metrics if tok else {})
-    size = dig(tk.summary if tk else {}, "codebook_size", default=dig(tok.summary if tok else {}, "codebook_size"))
-    blocks.append(facts([
-        ("codebook", f"{integer(size)} codes, FSQ levels {text(dig(tk.summary if tk else {}, 'levels'))}"),
-        ("fitted on", span(dig(tk.fitted if tk else {}, "train"))),
-        ("selected on", selected_on(tk, chooses=False)),
-        ("training", f"{integer(dig(tm, 'steps'))} steps, final loss {num(dig(tm, 'final_loss'))}"),
-    ]))
-    rows = []
-    for p in SPLIT_PERIODS:
-        util = dig(tm, p, "utilization", default=dig(tkm, p, "utilization"))
-        used = dig(tm, p, "codes_used", default=util * size if isinstance(util, float) and size else None)
-        where = "tokenizer" if dig(tm, p) else "tokens" if dig(tkm, p) else MISSING
-        rows.append((p, where, integer(used), pct(util),
-                     num(dig(tm, p, "perplexity", default=dig(tkm, p, "perplexity")), 4)))
-    blocks.append(table(("period", "measured by", "codes used", "utilization", "perplexity"), rows,
-                        f"Code usage per period: utilization = codes used / {integer(size)}; perplexity = exp(entropy "
-                        "of the code frequencies), at most the codebook size. The tokenizer scores its training and "
-                        "validation periods; the test period is measured over the tokens artifact (encoding only).",
-                        left=2))
-    r2 = {p: dict(dig(tm, p, "r2", default={}) or {}) for p in ("train", "validation") if dig(tm, p, "r2")}
-    features = list(dict.fromkeys(f for row in r2.values() for f in row))
-    if features:
-        blocks.append(table(
-            ("feature", "R² train", "R² validation", "MSE train", "MSE validation"),
-            [(f, fixed(dig(tm, "train", "r2", f), 3), fixed(dig(tm, "validation", "r2", f), 3),
-              fixed(dig(tm, "train", "mse", f), 4), fixed(dig(tm, "validation", "mse", f), 4)) for f in features],
-            "Reconstruction of the normalised features from the codes."))
-        history = dig(tk.summary, "history", default=[]) if tk else []
-        blocks.append(Figure("tokenizer", figures.tokenizer(r2, history or [], dpi=src.config.dpi),
+    if tk is not None:
+        blocks.append(facts([
+            ("codebook", f"{integer(tk.summary.codebook_size)} codes, FSQ levels {text(tk.summary.levels)}"),
+            ("fitted on", fitted_on(tk.manifest)),
+            ("selected on", selected_on(tk.manifest, chooses=False)),
+            ("training", f"{integer(tk.metrics.steps)} steps, final loss {num(tk.metrics.final_loss)}"),
+        ]))
+        blocks.append(fsq_artifact.tokenizer_table(tk))
+    else:
+        blocks.append(Text("Tokenizer: not recorded (its artifact was not given).", muted=True))
+    if tok is not None:
+        blocks.append(fsq_artifact.tokens_table(tok))
+        blocks.append(Text("The tokenizer scores its training and validation periods; the tokens artifact measures "
+                           "the code use of every period it encoded, the test period included.", muted=True))
+    periods = tk.metrics.periods() if tk is not None else {}
+    features = list(dict.fromkeys(f for p in periods.values() for f in p.r2))
+    if tk is not None and features:
+        blocks.append(reconstruction_table(periods, features))
+        blocks.append(Figure("tokenizer", figures.tokenizer({name: p.r2 for name, p in periods.items()},
+                                                            tk.summary.history, dpi=src.config.dpi),
                              "Left: reconstruction R² per feature, train vs validation. Right: training loss "
                              "(reconstruction MSE plus the code-usage term) and the MSE alone."))
     else:
@@ -146,52 +132,36 @@ def tokenizer(src: Sources) -> Section:
     return Section("tokenizer", title, tuple(blocks))
 
 
+def reconstruction_table(periods: dict[str, fsq_artifact.PeriodMetrics], features: list[str]):
+    """R² and MSE of every feature's reconstruction, per period the tokenizer scored."""
+    names = list(periods)
+    return table(("feature", *(f"R² {p}" for p in names), *(f"MSE {p}" for p in names)),
+                 [(f, *(fixed(periods[p].r2.get(f), 3) for p in names),
+                   *(fixed(periods[p].mse.get(f), 4) for p in names)) for f in features],
+                 "Reconstruction of the normalised features from the codes.")
+
+
 # -- 3. jepa -------------------------------------------------------------------------------
 def jepa(src: Sources) -> Section:
     title = "Strate II: JEPA world model"
-    m = src.get("jepa")
-    if m is None:
+    j = src.jepa
+    if j is None:
         return Section("jepa", title, (absent("jepa", "chaos train-jepa"),))
-    mt, s = m.metrics, m.summary
-    dims = dig(mt, "embedding_dims")
-    rank = dig(mt, "rankme")
-    share = f" ({pct(rank / dims)} of {integer(dims)} dimensions)" if isinstance(rank, float) and dims else ""
-    selected = dig(s, "selected_step", default=dig(mt, "selection", "step"))
+    s, mt = j.summary, j.metrics
     blocks: list[Block] = [facts([
-        ("parameters", integer(dig(mt, "params"))),
-        ("effective rank (RankMe)", f"{num(rank)}{share}"),
-        ("per-dimension std of h_t", f"min {num(dig(mt, 'per_dim_std', 'min'))}, mean {num(dig(mt, 'per_dim_std', 'mean'))}, "
-                                     f"max {num(dig(mt, 'per_dim_std', 'max'))} (isotropic: "
-                                     f"{num(dig(mt, 'per_dim_std', 'isotropic'))})"),
-        ("selected checkpoint", f"step {text(selected)}, validation loss {num(dig(mt, 'selection', 'validation_loss'), 4)}"),
-        ("training", f"{integer(dig(mt, 'steps'))} steps on {text(dig(s, 'topology'))} ({text(dig(s, 'mesh'))}), "
-                     f"fitted on {span(dig(m.fitted, 'train'))}"),
-        ("selected on", f"{selected_on(m, chooses=True)} (checkpoint choice)"
-                        + (f"; RankMe and probes measured on {span(dig(s, 'diagnostic'))}, which chose nothing"
-                           if dig(s, "diagnostic") else "")),
+        ("fitted on", fitted_on(j.manifest)),
+        ("selected on", f"{selected_on(j.manifest, chooses=True)} (checkpoint choice); RankMe and probes measured on "
+                        f"{span(s.diagnostic)}, which chose nothing"),
+        ("effective rank share", f"{pct(mt.rankme / mt.embedding_dims)} of {integer(mt.embedding_dims)} dimensions"),
     ])]
-    final = dig(mt, "final", default={}) or {}
-    if final:
-        keys = [k for k in ("loss", "pred", "variance", "covariance", "cos", "std") if k in final]
-        blocks.append(table(("", *keys), [("final (training)", *(num(final[k], 4) for k in keys))],
-                            "Loss terms at the last training step."))
-    probe = dig(mt, "probe", default={}) or {}
-    names = {"h": "h_t (JEPA state)", "raw": "raw features at t", "raw_window": "raw features, trailing window"}
-    rows = [(names.get(k, k), integer(dig(probe, k, "dims")), fixed(dig(probe, k, "vol_r2"), 3),
-             pct(dig(probe, k, "sign_accuracy"))) for k in names if k in probe]
-    if rows:
-        blocks.append(table(("input", "dims", "vol R²", "sign accuracy"), rows,
-                            f"Linear probes to the next {text(dig(m.config, 'probe', 'horizon'))}-bar realised volatility "
-                            f"(R²) and return sign (accuracy); fitted on {integer(dig(probe, 'train_rows'))} rows, scored "
-                            f"on {integer(dig(probe, 'test_rows'))} later rows. Majority-sign rate: "
-                            f"{pct(dig(probe, 'majority_sign_rate'))}."))
-    else:
-        blocks.append(Text("Probes: not recorded.", muted=True))
-    history = dig(s, "history", default=[]) or []
-    losses = dig(mt, "selection", "losses", default={}) or {}
-    validation = {int(k): float(v) for k, v in losses.items()}
-    if history or validation:
-        blocks.append(Figure("jepa-loss", figures.jepa_loss(history, validation, selected=selected, dpi=src.config.dpi),
+    blocks += jepa_artifact.tables(j)
+    if mt.final is None:
+        blocks.append(Text("Loss terms at the last training step: not recorded (a resumed run had no step left).",
+                           muted=True))
+    validation = {c.step: c.loss for c in mt.selection.losses}
+    if s.history or validation:
+        blocks.append(Figure("jepa-loss", figures.jepa_loss(s.history, validation, selected=s.selected_step,
+                                                            dpi=src.config.dpi),
                              "Left: training loss and its prediction term; validation loss at each kept checkpoint "
                              "(dashed) and the selected step. Right: VICReg variance and covariance terms."))
     else:
@@ -199,87 +169,48 @@ def jepa(src: Sources) -> Section:
     return Section("jepa", title, tuple(blocks))
 
 
-# -- 4. cfm --------------------------------------------------------------------------------
-FORECASTS = ("cfm", "bootstrap", "gaussian_rw")
-
-
+# -- 4. cfm -------------------------------------------------------------------------------
 def cfm(src: Sources) -> Section:
     title = "Strate III: conditional flow matching"
-    m = src.get("cfm")
-    if m is None:
+    c = src.cfm
+    if c is None:
         return Section("cfm", title, (absent("cfm", "chaos train-cfm"),))
-    mt, c = m.metrics, m.config
+    cfg, mt = c.config, c.metrics
     blocks: list[Block] = [facts([
-        ("coupling", f"{text(dig(m.summary, 'main', default=dig(c, 'coupling', 'kind')))} "
-                     f"(compared: {text(dig(m.summary, 'couplings'))})"),
-        ("futures", f"{integer(dig(c, 'sample', 'futures'))} per state, horizon {integer(dig(c, 'future', 'horizon'))} "
-                    f"bars, {text(dig(c, 'sample', 'method'))} with NFE {integer(dig(c, 'sample', 'nfe'))}"),
-        ("ensemble", integer(dig(m.summary, "ensemble", default=dig(c, "ensemble")))),
-        ("fitted on", span(dig(m.fitted, "train"))),
-        ("selected on", selected_on(m, chooses=False)),
+        ("coupling", f"{c.summary.main} (compared: {text(c.summary.couplings)})"),
+        ("futures", f"{integer(cfg.sample.futures)} per state, horizon {integer(cfg.future.horizon)} bars, "
+                    f"{cfg.sample.method} with NFE {integer(cfg.sample.nfe)}"),
+        ("ensemble", integer(c.summary.ensemble)),
+        ("fitted on", fitted_on(c.manifest)),
+        ("selected on", selected_on(c.manifest, chooses=False)),
     ])]
-    scored = {}
-    for period in ("validation", "test"):
-        p = dig(mt, period)
-        if not p:
-            blocks.append(Text(f"{period}: not recorded.", muted=True))
+    scored: dict[str, dict[str, dict[int, float]]] = {}
+    for name in ("validation", "test"):
+        p = mt.period(name)
+        scores = cfm_artifact.scores_table(c, name)
+        if p is None or scores is None:
+            blocks.append(Text(f"{name}: not recorded (no state to score).", muted=True))
             continue
-        scored[period] = {name: p.get(name, {}) for name in FORECASTS}
-        horizons = dig(p, "cfm", "horizons", default=[]) or []
-        cols = ["forecast"]
-        for h in horizons:
-            cols += [f"CRPS h={h}", f"cov 50/90 h={h}"]
-        cols.append("energy")
-        rows = []
-        for name in FORECASTS:
-            row = p.get(name, {})
-            cells = [name.replace("_", " ")]
-            for h in horizons:
-                cells += [num(row.get(f"crps_h{h}"), 4),
-                          f"{fixed(row.get(f'cov50_h{h}'), 2)} / {fixed(row.get(f'cov90_h{h}'), 2)}"]
-            rows.append((*cells, num(row.get("energy_score"), 4)))
-        blocks.append(Heading(f"{period}: {integer(p.get('states'))} states x {integer(p.get('futures_per_state'))} futures"))
-        blocks.append(table(cols, rows, "CRPS of the cumulative log return (lower is better) and the share of realised "
-                                        "returns inside the 50% and 90% intervals (nominal 0.50 / 0.90); energy score "
-                                        "of the return paths. Baselines on the same dates."))
-        div = p.get("diversity", {})
-        blocks.append(Text(f"Diversity of the futures: Vendi score {num(div.get('vendi'))}, effective number of modes "
-                           f"{num(div.get('effective_modes'))}; ensemble disagreement "
-                           f"{num(p.get('ensemble_disagreement'))}; largest |‖state‖ − 1| of sampled states "
-                           f"{num(p.get('sphere_norm_max_error'))}.", muted=True))
+        blocks.append(scores)
+        blocks.append(Text(f"{name}: largest |‖state‖ − 1| of sampled states {num(p.sphere_norm_max_error)}.",
+                           muted=True))
+        scored[name] = {key: {h.horizon: h.crps for h in p.forecast(key).horizons} for key, _ in cfm_artifact.FORECASTS}
     if scored:
         blocks.append(Figure("cfm-crps", figures.crps_ratio(scored, dpi=src.config.dpi),
                              "CRPS of each forecast divided by the Gaussian random walk's at each horizon (below 1: "
                              "better than the random walk)."))
-    nfe = dig(mt, "coupling_nfe", "table", default={}) or {}
-    if nfe:
-        steps = list(next(iter(nfe.values())))
-        blocks.append(Heading("coupling x NFE"))
-        blocks.append(table(("coupling", *(f"NFE {s}" for s in steps)),
-                            [(k, *(num(dig(row, s, "crps"), 5) for s in steps)) for k, row in nfe.items()],
-                            f"Validation CRPS of the cumulative return at the last horizon "
-                            f"({text(dig(mt, 'coupling_nfe', 'method'))} sampling), by coupling and number of "
-                            "vector-field evaluations."))
-    couplings = dig(mt, "couplings", default={}) or {}
-    if couplings:
-        blocks.append(table(("coupling", "transport cost", "condition distance", "pairs on own condition"),
-                            [(k, num(v.get("transport_cost"), 4), num(v.get("condition_distance"), 3),
-                              pct(v.get("identity_share"))) for k, v in couplings.items()],
-                            "The couplings on training batches: mean squared noise-to-future distance of the pairs, "
-                            "mean squared distance between the conditions paired, share of rows kept on their own "
-                            "condition."))
+    blocks += [t for t in (cfm_artifact.nfe_table(c), cfm_artifact.couplings_table(c)) if t is not None]
     blocks.extend(fan_charts(src))
     return Section("cfm", title, tuple(blocks))
 
 
 def fan_charts(src: Sources) -> list[Block]:
     fans = src.frame("multiverse", "fans.parquet")
-    if fans is None or not fans.height:
-        return [Text("Fan charts: not recorded (the multiverse artifact has no fans.parquet).", muted=True)]
-    cfg = src.config
-    period = dig(src.get("multiverse").metrics, "period", default={}) or {}
+    if src.multiverse is None or fans is None or not fans.height:
+        return [Text("Fan charts: not recorded (no multiverse artifact with fans.parquet).", muted=True)]
+    cfg, p = src.config, src.multiverse.metrics.period
     return [Heading("fan charts"),
             Figure("cfm-fans", figures.fans(fans, assets=cfg.fan_assets, times=cfg.fan_times, dpi=cfg.dpi),
                    "Futures of the cumulative log return from the unperturbed state at a few decision times of the "
-                   f"{text(period.get('name'))} period ({span(period)}): 5-95% and 25-75% bands and median of the "
-                   "futures, against the realised path (black).")]
+                   f"{p.name} period ({span(p.span)}): 5-95% and 25-75% bands and median of the futures, against the "
+                   "realised path (black).")]

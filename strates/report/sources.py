@@ -1,71 +1,76 @@
-"""What a report is built from: the multiverse artifact, every artifact upstream of it,
-and their Parquet files, read from the workspace (local or `gs://`) as bytes."""
+"""What a report is built from: the typed artifacts of the multiverse's whole lineage (each
+read by its own strate's `artifact` module) and their Parquet files, read from the
+workspace (local or `gs://`) as bytes."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from strates.agent import artifact as agent_artifact
+from strates.cfm import artifact as cfm_artifact
 from strates.core import artifacts
-from strates.core.errors import ArtifactNotFound
 from strates.core.workspace import Workspace
+from strates.data import artifact as data_artifact
+from strates.fsq import artifact as fsq_artifact
+from strates.jepa import artifact as jepa_artifact
+from strates.multiverse import artifact as multiverse_artifact
 from strates.report.config import Config
 
-STAGES = ("dataset", "tokenizer", "tokens", "jepa", "cfm", "agent", "multiverse")
+KINDS = ("dataset", "tokenizer", "tokens", "jepa", "cfm", "agent", "multiverse")  # upstream first
+READERS: dict[str, Callable[[artifacts.Manifest], Any]] = {
+    "dataset": data_artifact.read,
+    "tokenizer": fsq_artifact.read_tokenizer,
+    "tokens": fsq_artifact.read_tokens,
+    "jepa": jepa_artifact.read,
+    "cfm": cfm_artifact.read,
+    "agent": agent_artifact.read,
+    "multiverse": multiverse_artifact.read,
+}
 
 
 @dataclasses.dataclass
 class Sources:
-    """`manifests`: the artifact of each stage in `STAGES` that the multiverse artifact
-    descends from (a stage missing from the chain is absent). `problems` collects what
-    could not be read, for the report to say so."""
+    """The typed artifact of each kind in `KINDS` (None where the report was given none:
+    its sections then say "not recorded"). `problems` collects the files that could not be
+    read, for the report to say so."""
 
     ws: Workspace
     config: Config
-    manifests: dict[str, artifacts.Manifest]
+    dataset: data_artifact.Dataset | None = None
+    tokenizer: fsq_artifact.Tokenizer | None = None
+    tokens: fsq_artifact.Tokens | None = None
+    jepa: jepa_artifact.Jepa | None = None
+    cfm: cfm_artifact.Cfm | None = None
+    agent: agent_artifact.Agent | None = None
+    multiverse: multiverse_artifact.Multiverse | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
 
-    def get(self, stage: str) -> artifacts.Manifest | None:
-        return self.manifests.get(stage)
-
     @property
-    def parents(self) -> dict[str, str]:
-        return {stage: m.id for stage, m in self.manifests.items()}
+    def manifests(self) -> dict[str, artifacts.Manifest]:
+        """The manifests given, upstream first."""
+        return {kind: a.manifest for kind in KINDS if (a := getattr(self, kind)) is not None}
 
-    def frame(self, stage: str, name: str, columns: list[str] | None = None) -> Any:
-        """A Parquet file of the `stage` artifact as a Polars DataFrame, or None (noted in
+    def frame(self, kind: str, name: str, columns: list[str] | None = None) -> Any:
+        """A Parquet file of the `kind` artifact as a Polars DataFrame, or None (noted in
         `problems`) when the artifact or the file is missing."""
         import polars as pl
 
-        m = self.manifests.get(stage)
-        if m is None:
+        a = getattr(self, kind)
+        if a is None:
             return None
-        rel = f"{m.stage}/{m.id}/{name}"
+        m = a.manifest
         try:
-            data = self.ws.read_bytes(rel)
+            data = self.ws.read_bytes(f"{m.stage}/{m.id}/{name}")
         except FileNotFoundError:
             self.problems.append(f"{m.ref}/{name} is missing")
             return None
         return pl.read_parquet(io.BytesIO(data), columns=columns)
 
 
-def resolve_multiverse(ws: Workspace, ref: str) -> artifacts.Manifest:
-    """The multiverse artifact `ref` names; with none in the workspace, an error whose fix
-    is to run `chaos multiverse`."""
-    if not artifacts.list_artifacts(ws, "multiverse"):
-        raise ArtifactNotFound(
-            f"no multiverse artifacts in workspace {ws.url}: the report is built from one",
-            fix="run `chaos multiverse` first (after `chaos train-agent`), or point --workspace at the "
-                "workspace that has one",
-        )
-    return artifacts.resolve(ws, ref, stage="multiverse")
-
-
-def gather(ws: Workspace, config: Config, multiverse: str) -> Sources:
-    """Resolve `multiverse` and walk its parents (and theirs) to every upstream artifact."""
-    mv = resolve_multiverse(ws, multiverse)
-    found = {"multiverse": mv}
-    for m in artifacts.ancestors(ws, mv):
-        found.setdefault(m.stage, m)
-    return Sources(ws, config, {s: found[s] for s in STAGES if s in found})
+def gather(ws: Workspace, config: Config, parents: Mapping[str, artifacts.Manifest]) -> Sources:
+    """The typed view of every parent manifest ({kind: manifest}). A manifest of an older
+    schema fails here, with the error naming the command that rebuilds it."""
+    return Sources(ws, config, **{kind: READERS[kind](m) for kind, m in parents.items()})

@@ -3,6 +3,7 @@ report built from a debug pipeline (ingest -> tokenize -> jepa -> cfm -> agent -
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -13,15 +14,14 @@ import polars as pl
 import pytest
 
 from strates.core import artifacts
-from strates.core.config import merge_presets
-from strates.core.errors import ArtifactNotFound
+from strates.core.config import merge_presets, to_dict
+from strates.core.errors import ArtifactNotFound, InvalidInput
 from strates.core.workspace import Workspace
-from strates.report import PRESETS, Config, run
-from strates.report import figures
+from strates.report import PRESETS, STAGE, Config, artifact, figures, run
 from strates.report.document import MISSING, Code, Figure, Report, Section, Table, Text, duration, num, pct
-from strates.report.render import to_html, to_markdown
-from strates.report.sources import Sources
-from strates.report.stage import SECTION_IDS, build, export
+from strates.report.render import table_html, to_html, to_markdown
+from strates.report.sources import KINDS, Sources, gather
+from strates.report.stage import SECTION_IDS, compose
 
 pytestmark = pytest.mark.xdist_group("pipeline")  # shares the session fixture `debug_pipeline`
 
@@ -68,13 +68,15 @@ def test_every_figure_function_returns_png_bytes():
     bars = pl.DataFrame({"asset": ["A"] * 100 + ["B"] * 100, "ts": np.concatenate([_hours(100)] * 2),
                          "close": np.exp(np.cumsum(np.full(200, 0.001)))}).with_columns(
         pl.col("ts").dt.replace_time_zone("UTC"))
-    spans = [("train", T0, T0 + dt.timedelta(hours=60)), ("test", T0 + dt.timedelta(hours=60), T0 + dt.timedelta(hours=100))]
+    spans = [("train", T0, T0 + dt.timedelta(hours=60)),
+             ("test", T0 + dt.timedelta(hours=60), T0 + dt.timedelta(hours=100))]
     history = [{"step": s, "loss": 1 / s, "mse": 0.8 / s, "pred": 0.9 / s, "variance": 0.1, "covariance": 0.2}
                for s in range(10, 110, 10)]
-    crps = {"crps_h1": 0.01, "crps_h4": 0.02}
+    crps = {1: 0.01, 4: 0.02}
     pngs = [
         figures.prices(bars, spans, dpi=50, max_points=60),
-        figures.tokenizer({"train": {"ret": 0.9, "body": 0.95}, "validation": {"ret": 0.85, "body": 0.93}}, history, dpi=50),
+        figures.tokenizer({"train": {"ret": 0.9, "body": 0.95}, "validation": {"ret": 0.85, "body": 0.93}}, history,
+                          dpi=50),
         figures.jepa_loss(history, {50: 0.2, 100: 0.1}, selected=100, dpi=50),
         figures.crps_ratio({"validation": {"cfm": crps, "bootstrap": crps, "gaussian_rw": crps}}, dpi=50),
         figures.fans(_fans(), assets=4, times=3, dpi=50),
@@ -110,7 +112,8 @@ def test_number_formatting():
 
 def _report(evil: str) -> Report:
     return Report(f"title {evil}", (("id", evil),), (
-        Section("one", f"One {evil}", (Text(evil), Table(("name", "value"), ((evil, "1 | 2"),), caption=evil),
+        Section("one", f"One {evil}", (Text(evil), Table(("name", "value"), ((evil, "1 | 2"),), caption=evil,
+                                                         title=f"title {evil}"),
                                        Figure("fig", PNG + b"x" * 10, f"caption {evil}"))),
         Section("two", "Two", (Code(f"config {evil}", f'name = "{evil}"\n'),)),
     ))
@@ -124,42 +127,42 @@ def test_rendering_escapes_every_text_and_loads_nothing_external():
     assert page.count("<img ") == 1 and 'src="data:image/png;base64,' in page
     assert '<h2>1. One &lt;script&gt;' in page and 'id="one"' in page and 'id="two"' in page
     assert "<details><summary>config &lt;script&gt;" in page
+    assert '<p class="table-title">title &lt;script&gt;' in page
     md = to_markdown(_report(evil))
     assert "<script" not in md.split("```")[0]  # outside code fences nothing is raw HTML
     assert "&lt;script&gt;" in md and "1 \\| 2" in md and "\\[link\\]" in md
+    assert "**title &lt;script&gt;" in md
     assert "![fig](figures/fig.png)" in md
     assert "## 1. One" in md and "## 2. Two" in md
 
 
-def _manifest(stage: str, aid: str, parents: dict, **fields) -> artifacts.Manifest:
-    base = {"config": {}, "metrics": {}, "summary": {}, "fitted": {}}
-    base.update(fields)
-    return artifacts.Manifest(stage=stage, id=aid, created=T0, parents=parents, files={}, version="0.0.0", **base)
-
-
-def test_a_report_from_bare_manifests_says_not_recorded(tmp_path):
-    """Manifests without metrics or files: every section still renders, naming what is missing."""
-    ws = Workspace(tmp_path / "ws")
-    ids = {s: f"{i:016x}" for i, s in enumerate(("dataset", "tokenizer", "tokens", "jepa", "cfm", "agent", "multiverse"))}
-    manifests = {
-        "dataset": _manifest("dataset", ids["dataset"], {}, config={"note": "<script>alert(1)</script>"}),
-        "tokens": _manifest("tokens", ids["tokens"], {"dataset": ids["dataset"]}),
-        "agent": _manifest("agent", ids["agent"], {"dataset": ids["dataset"]}),
-        "multiverse": _manifest("multiverse", ids["multiverse"], {"agent": ids["agent"]}),
-    }
-    src = Sources(ws, DEBUG, manifests)
-    report = build(src, report_id="f" * 16, report_config={})
+def test_a_report_without_artifacts_says_not_recorded(tmp_path):
+    """Sources holding no artifact: every section still renders, naming what is missing."""
+    src = Sources(Workspace(tmp_path / "ws"), DEBUG)
+    report = compose(src, report_id="f" * 16, report_config={})
     assert [s.id for s in report.sections] == list(SECTION_IDS)
-    assert not [p for p in src.problems if p.startswith("section")]  # nothing raised
+    assert report.title == "chaos report" and not report.figures
     page = to_html(report)
-    assert page.count(MISSING) >= 10
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
+    for command in ("chaos ingest", "chaos tokenize", "chaos train-jepa", "chaos train-cfm", "chaos train-agent",
+                    "chaos multiverse"):
+        assert f"produced by `{command}`" in page
+    assert page.count(MISSING) == len(SECTION_IDS) - 1 + len(KINDS)  # a note per section, a provenance row per kind
 
 
 def test_missing_multiverse_names_the_command(tmp_path):
     with pytest.raises(ArtifactNotFound) as err:
         run(DEBUG, Workspace(tmp_path / "empty"))
-    assert "chaos multiverse" in err.value.fix
+    assert "chaos multiverse" in str(err.value.fix)
+
+
+def test_invalid_config_value_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from chaos_cli.app import app
+
+    res = CliRunner().invoke(app, ["--workspace", str(tmp_path / "ws"), "report", "--set", "dpi=10"])
+    assert res.exit_code == 2
+    assert "dpi must be between 40 and 300" in res.stderr
 
 
 # -- the whole pipeline ------------------------------------------------------------------------
@@ -185,12 +188,13 @@ def test_report_has_every_section_and_figure_and_nothing_external(built):
     ws, mv, result = built
     m = result.manifest
     assert not result.reused and m.stage == "report" and m.parents["multiverse"] == mv.id
-    assert set(m.parents) == {"multiverse", "agent", "cfm", "jepa", "tokens", "tokenizer", "dataset"}
+    assert set(m.parents) == set(KINDS)
     assert m.metrics["sections"] == list(SECTION_IDS)
     assert m.summary["problems"] == []
     page, md = _files(ws, m)
     for sid in SECTION_IDS:
         assert f'<section id="{sid}">' in page
+    assert MISSING not in page  # every artifact and file of a whole pipeline is there
     assert page.count("<img ") == m.metrics["figures"] >= 8
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
     assert "<script" not in page.lower() and "<link" not in page.lower()
@@ -208,29 +212,84 @@ def test_report_has_every_section_and_figure_and_nothing_external(built):
                      "multiverse-heatmaps", "multiverse-distribution", "multiverse-equity"}
 
 
+def test_report_shows_the_strates_own_tables(built):
+    """Each table is defined once, by its strate: the report shows the very rows its CLI prints."""
+    from strates.agent import artifact as agent_artifact
+    from strates.data import artifact as data_artifact
+    from strates.fsq import artifact as fsq_artifact
+    from strates.jepa import artifact as jepa_artifact
+    from strates.multiverse import artifact as multiverse_artifact
+
+    ws, _, result = built
+    page, _ = _files(ws, result.manifest)
+    m = {kind: artifacts.resolve(ws, aid, stage=kind) for kind, aid in result.manifest.parents.items()}
+    agent, mv = agent_artifact.read(m["agent"]), multiverse_artifact.read(m["multiverse"])
+    shown = [*data_artifact.tables(data_artifact.read(m["dataset"])),
+             *fsq_artifact.tables(fsq_artifact.read_tokenizer(m["tokenizer"]), fsq_artifact.read_tokens(m["tokens"])),
+             *jepa_artifact.tables(jepa_artifact.read(m["jepa"])), *agent_artifact.tables(agent),
+             *multiverse_artifact.tables(mv)]
+    for t in shown:
+        assert table_html(t) in page, t.title
+    assert len(agent_artifact.tables(agent)) >= 1 and len(multiverse_artifact.tables(mv)) == 4
+
+
+def test_report_id_is_the_hash_of_its_config_and_whole_lineage(built):
+    ws, mv, result = built
+    lineage = {"multiverse": mv.id, **{k: artifacts.resolve(ws, v, stage=k).id
+                                        for k, v in result.manifest.parents.items() if k != "multiverse"}}
+    assert set(lineage) == set(STAGE.parents)
+    assert result.manifest.id == artifacts.artifact_id("report", to_dict(DEBUG), lineage)
+
+
+def test_report_artifact_reads_back_typed(built):
+    ws, mv, result = built
+    r = artifact.load(ws, result.manifest.id)
+    assert r.ref == result.manifest.ref and r.config == DEBUG
+    assert r.summary.multiverse == mv.ref and r.summary.problems == ()
+    assert r.metrics.sections == SECTION_IDS and r.metrics.figures == len(r.summary.figures) >= 8
+    assert r.metrics.html_bytes == len(ws.read_bytes(f"report/{r.id}/{r.summary.html}"))
+    (t,) = artifact.tables(ws, r)
+    assert t.rows[0] == ("html", ws.uri("report", r.id, "report.html")) and f"{r.metrics.figures} figures" in t.title
+
+
+def test_an_old_schema_input_fails_with_the_fix(built):
+    """A manifest of an older schema is refused before any work, naming the command that rebuilds it."""
+    ws, mv, _ = built
+    old = dataclasses.replace(mv, schema=1)
+    with pytest.raises(InvalidInput) as err:
+        run(DEBUG, ws, multiverse=old, force=True)
+    assert "schema 1" in err.value.message and "--force" in str(err.value.fix)
+    agent = artifacts.resolve(ws, mv.parents["agent"], stage="agent")
+    with pytest.raises(InvalidInput) as err:
+        gather(ws, DEBUG, {"agent": dataclasses.replace(agent, schema=1)})
+    assert "chaos train-agent --force" in str(err.value.fix)
+
+
 def test_report_is_reused_and_exported(built, tmp_path):
     ws, mv, result = built
     again = run(DEBUG, ws, multiverse=mv.id)
     assert again.reused and again.manifest.id == result.manifest.id
-    out = export(ws, result.manifest, str(tmp_path / "out" / "r.html"))
+    out = artifact.export(ws, artifact.read(result.manifest), str(tmp_path / "out" / "r.html"))
     assert out["html"].endswith("r.html") and out["markdown"].endswith("r.md")
     assert (tmp_path / "out" / "r.html").read_bytes() == ws.read_bytes(f"report/{result.manifest.id}/report.html")
     assert len(list((tmp_path / "out" / "figures").glob("*.png"))) == result.manifest.metrics["figures"]
 
 
-def test_cli_report_json(built, tmp_path):
+def test_cli_report(built, tmp_path):
     from typer.testing import CliRunner
 
     from chaos_cli.app import app
 
-    if "report" not in [c.name for c in app.registered_commands]:
-        pytest.skip("`report` is not registered in chaos_cli/app.py yet")
     ws, mv, result = built
-    res = CliRunner().invoke(app, ["--workspace", ws.url, "--json", "report", "--preset", "debug", "--multiverse", mv.id,
-                                   "--out", str(tmp_path / "copy")], catch_exceptions=False)
+    args = ["--workspace", ws.url, "report", "--preset", "debug", "--multiverse", mv.id]
+    res = CliRunner().invoke(app, ["--json", *args, "--out", str(tmp_path / "copy")], catch_exceptions=False)
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["ok"] and out["reused"] and out["ref"] == result.manifest.ref
     assert out["html"].endswith("report.html") and out["markdown"].endswith("report.md")
-    assert out["sections"] == list(SECTION_IDS)
+    assert out["metrics"]["sections"] == list(SECTION_IDS)
     assert (tmp_path / "copy" / "report.html").exists() and (tmp_path / "copy" / "report.md").exists()
+    res = CliRunner().invoke(app, args, catch_exceptions=False, env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.stderr
+    assert f"reused {result.manifest.ref}" in res.stdout and "open " in res.stdout
+    assert f"{len(SECTION_IDS)} sections" in res.stdout
