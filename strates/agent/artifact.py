@@ -263,17 +263,15 @@ def load_decider(ws: Workspace, agent: Agent | artifacts.Manifest) -> Decider:
 
     from strates.agent import model
     from strates.agent.policy import Decider
-    from strates.cfm.stage import load_flows
+    from strates.cfm import artifact as cfm_artifact
     from strates.core.checkpoints import restore_params
 
     a = _typed(agent)
-    cfm = artifacts.resolve(ws, a.manifest.parents["cfm"], stage="cfm")
-    flows, scales = load_flows(ws, cfm)
-    d = int(scales["state_dim"])
+    flows, scales = cfm_artifact.load_flows(ws, cfm_artifact.load(ws, a.manifest.parents["cfm"]))
+    d = scales.state_dim
     abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), a.config.model, state_dim=d))
     params = restore_params(artifacts.location(ws, a.manifest, "checkpoints"), abstract)
-    return Decider(a.config, params, flows, ret_scale=float(scales["ret_scale"]), cfm_horizon=int(scales["horizon"]),
-                   state_dim=d)
+    return Decider(a.config, params, flows, ret_scale=scales.ret_scale, cfm_horizon=scales.horizon, state_dim=d)
 
 
 # -- tables -------------------------------------------------------------------------------

@@ -155,32 +155,32 @@ def build(job: template.Job[Config]) -> template.Output:
     from strates.agent import backtest
     from strates.agent.policy import Decider, check_horizon
     from strates.agent.trials import census
+    from strates.cfm import artifact as cfm_artifact
     from strates.cfm.data import period_index
-    from strates.cfm.stage import load_flows
     from strates.jepa.artifact import embed
 
     config, ws, rep = job.config, job.ws, job.reporter
-    cm = job.parent("cfm")
+    cfm = cfm_artifact.read(job.parent("cfm"))
     dataset = data_artifact.read(job.parent("dataset"))
-    fold = dataset.fold(cm.summary["fold"])
+    fold = dataset.fold(cfm.summary.fold)
     upstream = job.upstream()
     # the agent's own fitted range joins the upstream ones in the leakage check; it selects
     # nothing (fixed steps, the last parameters), so it records no selected range
     periods, skipped = evaluation_periods(config, dataset.folds, fold, upstream, own={"train": fold.train},
                                           ref=f"{artifact.KIND}/{job.id}")
-    flows, scales = load_flows(ws, cm)
-    check_horizon(config, int(scales["horizon"]))
+    flows, scales = cfm_artifact.load_flows(ws, cfm)
+    check_horizon(config, scales.horizon)
     with rep.task("embedding every bar with the JEPA"):
         states = embed(ws, job.parent("jepa")).states
-    ret_scale = float(scales["ret_scale"])
+    ret_scale = scales.ret_scale
     data = transitions(states, period_index(states, fold.train.start, fold.train.end, 1), ret_scale=ret_scale,
                        config=config)
     steps = config.train.steps
     with rep.task(f"training the agent offline on {len(data.ret)} transitions ({steps} steps)", total=steps) as update:
         result = _train_agent(config, data, cost=config.env.cost_bps * 1e-4 / ret_scale,
                               ckpt=job.folder("checkpoints"), on_log=training_log(update, "value", "cql"))
-    decider = Decider(config, result.params, flows, ret_scale=ret_scale, cfm_horizon=int(scales["horizon"]),
-                      state_dim=int(scales["state_dim"]))
+    decider = Decider(config, result.params, flows, ret_scale=ret_scale, cfm_horizon=scales.horizon,
+                      state_dim=scales.state_dim)
     ppy = dataset.summary.periods_per_year
     tried = census(ws, dataset.id, candidate=job.id, chain={kind: m.id for kind, m in job.parents.items()})
     n_trials = max(config.backtest.trials, tried.n_trials)

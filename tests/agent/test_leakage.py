@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from chaos_cli.app import app
 from strates.agent import PRESETS, Config
 from strates.agent.stage import evaluation_periods
+from strates.cfm import artifact as cfm_artifact
+from strates.cfm.config import Coupling
 from strates.core import artifacts
 from strates.core.artifacts import LeakageError
 from strates.core.config import to_dict
@@ -77,8 +79,9 @@ def walk_forward(tmp_path):
     jepa = _commit(ws, "jepa", config={"select": {"share": 0.5}}, parents={"tokens": tokens.id, "dataset": dataset.id},
                    summary={"fold": "fold1", "diagnostic": diagnostic.to_dict()}, fitted={"train": train},
                    selected={"validation": chosen.to_dict()})
+    cfm_summary = cfm_artifact.Summary(couplings=(Coupling.COT,), main=Coupling.COT, ensemble=1, fold="fold1")
     cfm = _commit(ws, "cfm", config={}, parents={"jepa": jepa.id, "tokens": tokens.id, "dataset": dataset.id},
-                  summary={"fold": "fold1"}, fitted={"train": train})
+                  summary=to_dict(cfm_summary), metrics={"couplings": []}, fitted={"train": train})
     return ws, folds, dataset, fold, jepa, cfm
 
 
