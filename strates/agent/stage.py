@@ -4,11 +4,12 @@ forward through every evaluation period, against baselines, at several costs.
 Artifact `agent` (parents: cfm, jepa, tokens, dataset): `checkpoints/` (Orbax),
 `positions.parquet` (period, ts, asset, strategy, position, next_return) and
 `equity.parquet` (period, ts, strategy, cost_bps, pnl: the portfolio's simple return,
-equity: wealth from 1; `strates.core.accounting`), `walk-test.npz` (the agent's walk through
-the test period with its planning inputs, for Multiverse Crossing). The manifest holds the backtest tables,
-the trials counted for the deflated Sharpe ratio, the measured periods per year, and the
-time ranges every upstream artifact was fitted and selected on; evaluation on a period that
-overlaps any of them is refused (`LeakageError`).
+equity: wealth from 1; `strates.core.accounting`), `walk-test.npz` (the agent's walk
+through the test period with its planning inputs, for Multiverse Crossing). The manifest
+(typed in `artifact.py`) holds each period's backtest rows, the trials counted for the
+deflated Sharpe ratio, the measured periods per year, and the time ranges every upstream
+artifact was fitted and selected on; evaluation on a period that overlaps any of them, or
+the agent's own training period, is refused (`LeakageError`).
 """
 
 from __future__ import annotations
