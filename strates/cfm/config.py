@@ -89,9 +89,9 @@ class Config:
     sample: SampleConfig = SampleConfig()
     eval: EvalConfig = EvalConfig()
     ensemble: int = 1
-    train: TrainConfig = TrainConfig(
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
         steps=600, batch_size=128, learning_rate=1e-3, warmup_steps=50, checkpoint_every=200, log_every=50
-    )
+    ))
 
     def __post_init__(self):
         if not 1 <= self.ensemble <= 16:

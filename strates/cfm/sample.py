@@ -19,8 +19,10 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import ArrayLike
 
 from strates.cfm.config import Method
+from strates.cfm.model import VectorField
 
 METHODS = tuple(Method)
 
@@ -59,7 +61,7 @@ def integrate(model: nnx.Module, x0: jax.Array, h: jax.Array, *, nfe: int, metho
     return jax.lax.fori_loop(0, n_steps, body, jnp.asarray(x0, jnp.float32))
 
 
-def sample_from(model: nnx.Module, x0: jax.Array, h: jax.Array, *, nfe: int, method: str = "euler") -> jax.Array:
+def sample_from(model: VectorField, x0: jax.Array, h: ArrayLike, *, nfe: int, method: str = "euler") -> jax.Array:
     """Futures from given noise (shared random numbers across calls).
 
     `x0: [B, N, D]` noise, `h: [B, C]` states -> `x1: [B, N, D]`; all B*N paths run in one
@@ -71,13 +73,13 @@ def sample_from(model: nnx.Module, x0: jax.Array, h: jax.Array, *, nfe: int, met
 
 
 def sample(
-    model: nnx.Module, h: jax.Array, *, key: jax.Array, n: int, nfe: int, method: str = "euler"
+    model: VectorField, h: ArrayLike, *, key: jax.Array, n: int, nfe: int, method: str = "euler"
 ) -> jax.Array:
     """`n` futures for each state. `h: [B, C] -> x1: [B, n, D]` (`D = model.x_dim`).
 
     Consumes `key` for the noise `x0 ~ N(0, I) [B, n, D]`; the same key gives the same futures.
     """
-    x0 = jax.random.normal(key, (h.shape[0], n, model.x_dim), jnp.float32)
+    x0 = jax.random.normal(key, (jnp.shape(h)[0], n, model.x_dim), jnp.float32)
     return sample_from(model, x0, h, nfe=nfe, method=method)
 
 
@@ -85,18 +87,18 @@ sample_jit = nnx.jit(sample, static_argnames=("n", "nfe", "method"))
 
 
 def ensemble_sample(
-    models: Sequence[nnx.Module], h: jax.Array, *, key: jax.Array, n: int, nfe: int, method: str = "euler"
+    models: Sequence[VectorField], h: ArrayLike, *, key: jax.Array, n: int, nfe: int, method: str = "euler"
 ) -> jax.Array:
     """Futures from each of K members. `h: [B, C] -> [K, B, n, D]`.
 
     Consumes `key` once: every member integrates the same noise `[B, n, D]` (common random
     numbers), so differences between members come from the members alone.
     """
-    x0 = jax.random.normal(key, (h.shape[0], n, models[0].x_dim), jnp.float32)
+    x0 = jax.random.normal(key, (jnp.shape(h)[0], n, models[0].x_dim), jnp.float32)
     return jnp.stack([sample_from(m, x0, h, nfe=nfe, method=method) for m in models])
 
 
-def disagreement(samples: jax.Array) -> jax.Array:
+def disagreement(samples: ArrayLike) -> jax.Array:
     """Epistemic spread of an ensemble. `samples: [K, B, N, D] -> [B]`.
 
     Each member's mean future `m_k = mean_N samples[k]` `[K, B, D]`; the result is the

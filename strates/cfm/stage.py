@@ -144,7 +144,8 @@ def build(job: Job[Config]) -> Output:
             [example_sampler(states, train_index, config, kind=k, seed=config.train.seed, ret_scale=scales.ret_scale)
              for k in kinds], kinds)
     job.writer.write_bytes("scales.json", scales.to_json())
-    metrics = artifact.Metrics(couplings=couplings, coupling_nfe=nfe, **periods)
+    metrics = artifact.Metrics(couplings=couplings, coupling_nfe=nfe, validation=periods.get("validation"),
+                               test=periods.get("test"))
     summary = artifact.Summary(couplings=kinds, main=config.coupling.kind, ensemble=config.ensemble, fold=fold.name,
                                history=tuple(histories))
     return Output(metrics=to_dict(metrics), summary=to_dict(summary), fitted={"train": fold.train.to_dict()})
@@ -212,13 +213,14 @@ def evaluate(config: Config, models: dict[Coupling, list], states: list[States],
                                                      vol_window=config.eval.vol_window, seed=i)[0]
                          for i, (a, t) in enumerate(pairs)])
         horizons = tuple(sorted({1, max(1, horizon // 2), horizon}))
+        shown = paths[:100]
         out[period] = artifact.PeriodScores(
             start=span.start, end=span.end, states=len(pairs), futures_per_state=int(samples.shape[1]),
             cfm=score.path_scores(paths, realised, horizons=horizons),
             bootstrap=score.path_scores(boot, realised, horizons=horizons),
             gaussian_rw=score.path_scores(walk, realised, horizons=horizons),
-            diversity=artifact.Diversity(vendi=float(np.mean([score.vendi_score(p) for p in paths[:100]])),
-                                         effective_modes=float(np.mean([score.effective_modes(p) for p in paths[:100]]))),
+            diversity=artifact.Diversity(vendi=float(np.mean([score.vendi_score(p) for p in shown])),
+                                         effective_modes=float(np.mean([score.effective_modes(p) for p in shown]))),
             sphere_norm_max_error=float(np.abs(np.linalg.norm(future_states, axis=-1) - 1).max()),
             ensemble_disagreement=float(spread.mean()),
         )

@@ -30,11 +30,12 @@ JAX imports stay inside functions: the CLI imports this module and must start in
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from strates.core.errors import ConfigError, TopologyMismatch
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import jax
 
 MESH_AXES: tuple[str, ...] = ("data", "fsdp", "model")
-MeshAxes = Union[str, tuple[str, ...], None]
+MeshAxes = str | tuple[str, ...] | None
 Rules = tuple[tuple[str, MeshAxes], ...]
 
 # Logical axis -> mesh axis (or axes, or None = replicated). Order is priority: when two
@@ -194,10 +195,8 @@ def _detect(expected: int | None) -> Topology:
         return _tpu_topology(gen, n, f"{gen.name}-{n * gen.cores_per_chip}", hosts=hosts)
     hbm = None
     if platform != "cpu":
-        try:  # GPUs and unknown TPUs report their memory limit
+        with contextlib.suppress(Exception):  # GPUs and unknown TPUs report their memory limit; optional per backend
             hbm = round(devs[0].memory_stats()["bytes_limit"] / 2**30, 1)
-        except Exception:  # noqa: BLE001 -- memory_stats is optional per backend
-            pass
     name, generation = ("cpu", "cpu") if platform == "cpu" else (f"{platform}-{n}", platform)
     return Topology(name, generation, n, n, hosts, n // hosts, hbm, platform)
 
@@ -229,10 +228,10 @@ class MeshPlan:
 
     @property
     def axis_sizes(self) -> dict[str, int]:
-        return dict(zip(self.axes, self.shape))
+        return dict(zip(self.axes, self.shape, strict=True))
 
     def mesh_str(self) -> str:
-        return " ".join(f"{a}={s}" for a, s in zip(self.axes, self.shape))
+        return " ".join(f"{a}={s}" for a, s in zip(self.axes, self.shape, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: the topology's fields, then axes, shape and rules."""
@@ -348,7 +347,7 @@ def plan(name: str, *, mesh: Mapping[str, int] | str | None = None, devices: int
     if isinstance(mesh, str):
         mesh = parse_mesh_override(mesh)
     shape = _override_shape(topo, mesh, MESH_AXES) if mesh else default_mesh_shape(topo)
-    return MeshPlan(topo, shape, MESH_AXES, DEFAULT_RULES if rules is None else rules)
+    return MeshPlan(topo, shape, MESH_AXES, _normalize_rules(DEFAULT_RULES if rules is None else rules))
 
 
 def logical_to_mesh_axes(logical: Sequence[str | None],
@@ -377,10 +376,10 @@ def logical_to_mesh_axes(logical: Sequence[str | None],
                               fix="give the dims different logical names", field="rules")
     out: list[MeshAxes] = [None] * len(logical)
     used: dict[str, int] = {}
-    order = sorted((priority[n], d) for d, n in enumerate(logical) if n is not None)
-    for _, dim in order:
+    order = sorted((priority[n], d, n) for d, n in enumerate(logical) if n is not None)
+    for _, dim, name in order:
         kept = []
-        for ax in lookup[logical[dim]]:
+        for ax in lookup[name]:
             if ax in used:
                 if strict:
                     raise ConfigError(

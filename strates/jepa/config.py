@@ -149,10 +149,10 @@ class Config:
     data: DataConfig = DataConfig()
     probe: ProbeConfig = ProbeConfig()
     select: SelectConfig = SelectConfig()
-    train: TrainConfig = TrainConfig(
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
         steps=300, batch_size=16, learning_rate=1e-3, warmup_steps=30, checkpoint_every=100, log_every=10,
         max_to_keep=3,
-    )
+    ))
     device: DeviceConfig = DeviceConfig()
 
     def __post_init__(self):

@@ -56,7 +56,7 @@ class MacroScaler:
 
     def apply(self, macro: np.ndarray) -> np.ndarray:
         if not self.names:
-            return np.zeros(macro.shape[:-1] + (0,), np.float32)
+            return np.zeros((*macro.shape[:-1], 0), np.float32)
         out = (macro - np.asarray(self.mean)) / np.asarray(self.std)
         return np.nan_to_num(out, nan=0.0).astype(np.float32)
 
@@ -124,11 +124,11 @@ def window_sampler(
     def batches(step: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([seed, step])
         picks = rng.choice(len(usable), size=batch_size, p=weights)
-        starts = [usable[p][1] + int(rng.integers(0, counts[p])) for p in picks]
+        starts = [usable[p][1] + int(rng.integers(0, int(counts[p]))) for p in picks]
         return {
-            "tokens": np.stack([usable[p][0].codes[a : a + window] for p, a in zip(picks, starts)]),
+            "tokens": np.stack([usable[p][0].codes[a : a + window] for p, a in zip(picks, starts, strict=True)]),
             "assets": np.array([usable[p][0].index for p in picks], np.int32),
-            "macro": np.stack([macro[p][a : a + window] for p, a in zip(picks, starts)]),
+            "macro": np.stack([macro[p][a : a + window] for p, a in zip(picks, starts, strict=True)]),
         }
 
     return batches

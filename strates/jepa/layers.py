@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -64,9 +65,9 @@ def fit_spec(shape: Sequence[int], logical: Sequence[str | None], sizes: dict[st
 
     from strates.core.topology import logical_to_mesh_axes
 
-    spec = logical_to_mesh_axes(logical, rules or spmd.get_logical_axis_rules() or None)
+    spec = logical_to_mesh_axes(logical, rules or cast(Any, spmd.get_logical_axis_rules()) or None)
     out = []
-    for dim, entry in zip(shape, spec):
+    for dim, entry in zip(shape, spec, strict=False):
         kept = tuple(a for a in _mesh_axes(entry) if a in sizes)
         kept = kept if dim % math.prod(sizes[a] for a in kept) == 0 else ()
         out.append(kept if len(kept) > 1 else (kept[0] if kept else None))
@@ -78,7 +79,7 @@ def mesh_spec(shape: Sequence[int], logical: Sequence[str | None]):
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty:
         return None
-    return fit_spec(shape, logical, dict(zip(mesh.axis_names, mesh.axis_sizes)))
+    return fit_spec(shape, logical, dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True)))
 
 
 def constrain(x: jax.Array, logical: Sequence[str | None]) -> jax.Array:

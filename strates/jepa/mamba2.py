@@ -59,8 +59,7 @@ def causal_depthwise_conv(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array
     k = w.shape[0]
     xp = jnp.pad(x, ((0, 0), (k - 1, 0), (0, 0)))
     length = x.shape[1]
-    y = b.astype(x.dtype) + sum(xp[:, j:j + length] * w[j].astype(x.dtype) for j in range(k))
-    return y
+    return b.astype(x.dtype) + sum(xp[:, j:j + length] * w[j].astype(x.dtype) for j in range(k))
 
 
 def _dt_bias_init(key, shape, dtype, *, dt_min=1e-3, dt_max=1e-1, floor=1e-4):

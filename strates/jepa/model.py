@@ -49,6 +49,7 @@ size), A assets, M macro series, K horizon, S spans per sequence, N = B·S.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -219,6 +220,7 @@ class Encoder(nnx.Module):
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if i in self.macro_after:
+                assert macro is not None, "an encoder with macro layers needs macro [B, L, M]"
                 h = next(cross)(h, macro)
         return self.norm(h)
 
@@ -318,7 +320,7 @@ class JEPA(nnx.Module):
         return constrain(pred.reshape(b, s, self.horizon, -1), ("batch", None, None, "embed"))
 
 
-def logical_axes(params) -> object:
+def logical_axes(params) -> Any:
     """The logical axes of every param: `params` with each `nnx.Variable` replaced by a
     `PartitionSpec` of logical names (a leaf), e.g. `P("embed", "mlp")`."""
     return jax.tree.map(lambda v: jax.sharding.PartitionSpec(*v.get_metadata()["out_sharding"]),
@@ -329,7 +331,7 @@ def param_shardings(params, mesh: jax.sharding.Mesh, rules=None) -> object:
     """`NamedSharding` per param from its logical axes and `rules` (default
     `topology.DEFAULT_RULES`), replicating any dim a mesh axis does not divide; a prefix
     tree of `params`, ready for `jax.device_put`."""
-    sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
+    sizes = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))
 
     def one(v):
         spec = fit_spec(v.shape, v.get_metadata()["out_sharding"], sizes, rules)

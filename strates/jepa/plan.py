@@ -245,7 +245,9 @@ def dry_run(config: Config, *, preset: tuple[str, ...] = (), picked: bool = Fals
         }
         grad = jax.jit(jax.grad(lambda p, b, k: loss_fn(p, b, k)[0]))
         compiled = grad.lower(params, batch, jax.ShapeDtypeStruct((), jax.random.key(0).dtype)).compile()
-        activations, backend = compiled.memory_analysis().temp_size_in_bytes / 2**30, jax.default_backend()
+        analysis = compiled.memory_analysis()  # None where the backend does not report it
+        if analysis is not None:
+            activations, backend = analysis.temp_size_in_bytes / 2**30, jax.default_backend()
     memory = Memory(
         params=sum(per_device_bytes(v) for v in leaves) / 2**30,
         optimizer=2 * sum(per_device_bytes(v) for v, f in zip(leaves, frozen, strict=True) if not f) / 2**30,

@@ -87,7 +87,7 @@ def test_coverage_of_calibrated_samples():
     assert metrics.coverage(x, y, 0.5) == pytest.approx(0.5, abs=0.03)
     assert metrics.coverage(x, y, 0.9) == pytest.approx(0.9, abs=0.03)
     assert metrics.coverage(0.1 * x, y, 0.9) < 0.3  # overconfident
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="level must be in"):
         metrics.coverage(x, y, 1.0)
 
 
@@ -143,7 +143,7 @@ def test_bootstrap_paths_shape_and_values():
     np.testing.assert_array_equal(baselines.bootstrap_paths(hist, n=50, horizon=7, seed=0), p)
 
 
-@pytest.mark.parametrize("block,window", [(1, None), (4, None), (3, 5), (6, 2)])
+@pytest.mark.parametrize(("block", "window"), [(1, None), (4, None), (3, 5), (6, 2)])
 def test_bootstrap_for_states_uses_only_the_past(block, window):
     r = np.arange(100, dtype=float)  # value == time index
     times = np.array([0, 3, 10, 50, 99])
@@ -175,7 +175,7 @@ def test_gaussian_rw_uses_only_the_past():
     p2 = baselines.gaussian_rw_paths(r2, times, n=4000, horizon=6, vol_window=24, seed=2)
     np.testing.assert_array_equal(p2[:4], p[:4])
     assert not np.allclose(p2[4], p[4])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 2 observed returns"):
         baselines.gaussian_rw_paths(r, np.array([0]), n=2, horizon=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="times must lie in"):
         baselines.bootstrap_for_states(r, np.array([300]), n=2, horizon=2)

@@ -53,7 +53,7 @@ def test_cfm_artifact_scores_against_both_baselines(trained):
     assert c.id == m.id and c.config == DEBUG
     for name in ("validation", "test"):
         p = c.metrics.period(name)
-        assert p.futures_per_state == 8 and p.states > 0
+        assert p is not None and p.futures_per_state == 8 and p.states > 0
         for forecast, _ in artifact.FORECASTS:
             scores = p.forecast(forecast)
             assert [h.horizon for h in scores.horizons] == [1, 2, 4]
@@ -63,6 +63,7 @@ def test_cfm_artifact_scores_against_both_baselines(trained):
         assert p.ensemble_disagreement > 0  # two members, different seeds
         assert p.diversity.vendi >= 1
     nfe = c.metrics.coupling_nfe
+    assert nfe is not None
     assert [r.coupling for r in nfe.rows] == [Coupling.COT, Coupling.INDEPENDENT, Coupling.OT]
     assert all([s.nfe for s in r.scores] == [1, 2, 4, 8] for r in nfe.rows) and nfe.method == "euler"
     stats = {s.coupling: s for s in c.metrics.couplings}
@@ -99,12 +100,13 @@ def test_validation_is_scored_only_after_the_jepa_checkpoint_choice(trained):
     jepa = jepa_artifact.load(ws, c.manifest.parents["jepa"])
     fold = data_artifact.load(ws, c.manifest.parents["dataset"]).fold(c.summary.fold)
     assert jepa.selected.start == fold.validation.start
-    assert c.metrics.validation.period == Period(jepa.selected.end, fold.validation.end)
-    assert c.metrics.test.period == fold.test
+    validation, test = c.metrics.validation, c.metrics.test
+    assert validation is not None and test is not None
+    assert validation.period == Period(jepa.selected.end, fold.validation.end)
+    assert test.period == fold.test
     upstream = [c.manifest, *artifacts.ancestors(ws, c.manifest)]
-    for name in ("validation", "test"):
-        p = c.metrics.period(name).period
-        artifacts.check_disjoint(upstream, p.start, p.end, period=name)
+    for scored in (validation, test):
+        artifacts.check_disjoint(upstream, scored.start, scored.end, period="scored")
     # a test period that a model chose on is refused before anything is scored
     leaky = dataclasses.replace(fold, test=fold.validation)
     with pytest.raises(LeakageError, match=rf"{jepa.ref} was selected on 'validation'"):
@@ -113,8 +115,8 @@ def test_validation_is_scored_only_after_the_jepa_checkpoint_choice(trained):
 
 def test_reuse_and_cli(trained):
     ws, result = trained
-    res = CliRunner().invoke(app, ["--workspace", ws.url, "--json", "train-cfm", "--preset", "debug", "--ensemble", "2"],
-                             catch_exceptions=False)
+    args = ["--workspace", ws.url, "--json", "train-cfm", "--preset", "debug", "--ensemble", "2"]
+    res = CliRunner().invoke(app, args, catch_exceptions=False)
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["reused"] and out["ref"] == result.manifest.ref
@@ -124,4 +126,5 @@ def test_reuse_and_cli(trained):
     for field, kind in (("coupling.kind", Coupling), ("sample.method", Method)):
         res = CliRunner().invoke(app, ["--workspace", ws.url, "train-cfm", "--set", f"{field}=nearest"])
         assert res.exit_code == 2 and field in res.stderr and all(k.value in res.stderr for k in kind)
-    assert np.isfinite(artifact.read(result.manifest).metrics.validation.cfm.energy_score)
+    validation = artifact.read(result.manifest).metrics.validation
+    assert validation is not None and np.isfinite(validation.cfm.energy_score)

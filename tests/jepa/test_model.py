@@ -4,6 +4,7 @@ the JEPA loss (finite, stop-gradient to the target, trainable), bf16, EMA, shard
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,9 +18,9 @@ from strates.jepa import model as jm
 from strates.jepa.jepa_loss import ema_target, jepa_loss, sample_starts, target_mask
 
 B, L, M, K, V = 2, 24, 3, 3, 64
-KW = dict(vocab=V, n_assets=3, d_model=32, n_layers=2, horizon=K, d_state=16, head_dim=16,
-          n_macro=M, macro_heads=2, chunk=8, pred_layers=1)
-LOSS_KW = dict(n_spans=4, ctx_min=4)
+KW: dict[str, Any] = {"vocab": V, "n_assets": 3, "d_model": 32, "n_layers": 2, "horizon": K, "d_state": 16,
+                      "head_dim": 16, "n_macro": M, "macro_heads": 2, "chunk": 8, "pred_layers": 1}
+LOSS_KW: dict[str, Any] = {"n_spans": 4, "ctx_min": 4}
 
 
 def _batch(seed=0, b=B):
@@ -58,7 +59,7 @@ def test_shapes_param_tree_and_logical_axes(jepa, split):
     assert set(params.keys()) == {"context", "predictor", "target"}
     ctx, tgt = nnx.to_pure_dict(params["context"]), nnx.to_pure_dict(params["target"])
     assert jax.tree.structure(ctx) == jax.tree.structure(tgt)
-    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ctx), jax.tree.leaves(tgt)))
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ctx), jax.tree.leaves(tgt), strict=True))
     h = _context(*split, *_batch())
     assert h.shape == (B, L, 32) and h.dtype == jnp.float32
     starts = sample_starts(jax.random.key(0), B, length=L, n_spans=5, horizon=K, ctx_min=4)
@@ -66,7 +67,7 @@ def test_shapes_param_tree_and_logical_axes(jepa, split):
     pred = jax.eval_shape(jepa.predict, h, starts)
     assert pred.shape == (B, 5, K, 32) and pred.dtype == jnp.float32
     known = {name for name, _ in topology.DEFAULT_RULES}
-    for p, spec in zip(jax.tree.leaves(params), jax.tree.leaves(jm.logical_axes(params))):
+    for p, spec in zip(jax.tree.leaves(params), jax.tree.leaves(jm.logical_axes(params)), strict=True):
         assert len(spec) == p.ndim and p.dtype == jnp.float32
         assert all(n is None or n in known for n in spec), spec
         topology.logical_to_mesh_axes(tuple(spec))  # no name used twice
@@ -131,7 +132,7 @@ def _block_numpy(blk: jm.Mamba2Block, u: np.ndarray) -> np.ndarray:
 
 
 def test_mamba2_block_matches_unrolled_numpy_and_both_scan_forms():
-    kw = dict(d_model=16, d_state=4, head_dim=8, expand=2, d_conv=3, n_groups=2, chunk=4)
+    kw = {"d_model": 16, "d_state": 4, "head_dim": 8, "expand": 2, "d_conv": 3, "n_groups": 2, "chunk": 4}
     blk = jm.Mamba2Block(**kw, impl="reference", rngs=nnx.Rngs(3))
     u = jax.random.normal(jax.random.key(4), (2, 9, 16))
     y = blk(u)
@@ -196,14 +197,14 @@ def test_a_few_adam_steps_reduce_the_loss(split):
     assert losses[-1] < losses[0], losses
     # the target never moved (no gradient), and the EMA moves it towards the context
     tgt0 = jax.tree.leaves(split[1]["target"])
-    assert all(np.array_equal(a, b) for a, b in zip(tgt0, jax.tree.leaves(params["target"])))
+    assert all(np.array_equal(a, b) for a, b in zip(tgt0, jax.tree.leaves(params["target"]), strict=True))
     moved = ema_target(params, 0.0)
     assert jax.tree.structure(moved) == jax.tree.structure(params)  # a drop-in post_update
-    for a, b in zip(jax.tree.leaves(moved["target"]), jax.tree.leaves(params["context"])):
+    for a, b in zip(jax.tree.leaves(moved["target"]), jax.tree.leaves(params["context"]), strict=True):
         np.testing.assert_array_equal(a, b)
     half = ema_target(params, 0.5)
     for a, t, c in zip(*(jax.tree.leaves(x) for x in (half["target"], params["target"],
-                                                       params["context"]))):
+                                                       params["context"])), strict=True):
         np.testing.assert_allclose(a, 0.5 * (t + c), rtol=1e-6, atol=1e-7)
     nnx.merge(graphdef, moved)  # still a valid param tree
 

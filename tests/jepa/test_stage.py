@@ -48,7 +48,8 @@ def _batches(step: int) -> dict[str, np.ndarray]:
     }
 
 
-def test_one_device_and_eight_devices_train_the_same(tmp_path, mesh="data=2,fsdp=4"):
+def test_one_device_and_eight_devices_train_the_same(tmp_path):
+    mesh = "data=2,fsdp=4"
     cfg = apply_overrides(DEBUG, ["train.steps=3", "train.log_every=1", "train.warmup_steps=1"])
 
     def train_on(plan, name):
@@ -161,7 +162,7 @@ def test_validation_split_on_walk_forward_folds():
     one_bar = Fold("x", span, span, span)
     with pytest.raises(InvalidInput, match="holds 1 bar"):
         validation_split(one_bar, share=0.5, interval=hour)
-    with pytest.raises(ConfigError, match="select.share 1.0 must be strictly between 0 and 1"):
+    with pytest.raises(ConfigError, match=r"select\.share 1\.0 must be strictly between 0 and 1"):
         apply_overrides(DEBUG, ["select.share=1.0"])
 
 
