@@ -18,10 +18,10 @@ def test_pipeline_runs_every_stage_then_reuses_them(debug_pipeline):
     assert [s.stage for s in first] == list(STAGES)
     by_stage = {s.stage: s for s in first}
     # the shared fixture built the first stages with the same configs: reused, same artifacts
-    for stage, key in (("ingest", "dataset"), ("tokenize", "tokens"), ("train-jepa", "jepa")):
-        assert by_stage[stage].reused and by_stage[stage].ref == built[key].ref
+    for kind in ("dataset", "tokenizer", "tokens", "jepa"):
+        assert by_stage[kind].reused and by_stage[kind].ref == built[kind].ref
     # its cfm skipped the coupling comparison, so the debug preset's cfm is new, and so is all after it
-    assert not any(by_stage[s].reused for s in ("train-cfm", "train-agent", "multiverse", "report"))
+    assert not any(by_stage[s].reused for s in ("cfm", "agent", "multiverse", "report"))
     report = by_stage["report"].ref.split("/")[1]
     assert ws.exists(f"report/{report}/report.html")
     again = run(ws, presets=["debug"], ingest_config=small, universes=3)

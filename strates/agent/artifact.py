@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from strates.agent.config import Config, PlannerKind
 from strates.core import artifacts
-from strates.core.config import from_dict
 from strates.core.errors import ConfigError
 from strates.core.table import Table, table
+from strates.core.typed import Typed
 from strates.core.workspace import Workspace
 from strates.data.split import Period
 
@@ -161,26 +161,16 @@ class Metrics:
 
 
 @dataclasses.dataclass(frozen=True)
-class Agent:
+class Agent(Typed[Config, Summary, Metrics]):
     """An agent artifact: its `manifest`, resolved `config`, typed `summary` and `metrics`."""
 
-    manifest: artifacts.Manifest
-    config: Config
-    summary: Summary
-    metrics: Metrics
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
-
-    @property
-    def ref(self) -> str:
-        return self.manifest.ref
+    KIND = KIND
+    COMMAND = COMMAND
 
     @property
     def fitted(self) -> Period:
         """The training period it was fitted on (it selects nothing)."""
-        return Period(**self.manifest.fitted["train"])
+        return self.span("train")
 
     @property
     def periods(self) -> tuple[Backtest, ...]:
@@ -200,19 +190,9 @@ class Agent:
         return WALK in self.manifest.files
 
 
-def read(manifest: artifacts.Manifest) -> Agent:
-    """The typed view of an agent manifest (of the current schema)."""
-    m = artifacts.current(manifest, command=COMMAND)
-    return Agent(m, from_dict(Config, m.config), from_dict(Summary, m.summary), from_dict(Metrics, m.metrics))
-
-
-def load(ws: Workspace, ref: str = "latest") -> Agent:
-    """The agent artifact `ref` names (`latest`, an id or prefix, `agent/ID`), typed."""
-    return read(artifacts.resolve(ws, ref, stage=KIND))
-
-
-def _typed(agent: Agent | artifacts.Manifest) -> Agent:
-    return agent if isinstance(agent, Agent) else read(agent)
+read = Agent.read
+load = Agent.load
+_typed = Agent.of
 
 
 # -- what the next stage loads ------------------------------------------------------------

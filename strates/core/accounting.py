@@ -62,7 +62,7 @@ def path_pnl(positions, simple_returns, position0, *, cost: float):
     return asset_pnl(a, simple_returns, prev, cost=cost)
 
 
-def rollout(positions: np.ndarray, simple_returns: np.ndarray, *, cost: float, position0=0.0
+def rollout(positions: np.ndarray, simple_returns: np.ndarray, *, cost: float, position0: float | np.ndarray = 0.0
             ) -> tuple[np.ndarray, np.ndarray]:
     """Backtest form (float64, time first): `positions [T, A]` chosen at bars 0..T-1 and held
     over the bar after each, `simple_returns [T, A]` of those bars -> `(pnl [T, A], costs

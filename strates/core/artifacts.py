@@ -140,6 +140,7 @@ def current(manifest: Manifest, *, command: str | None = None) -> Manifest:
     """`manifest` if it was written with this manifest schema; else an error naming the fix.
     Every stage calls this on its parents, and every typed `load` on what it reads."""
     if manifest.schema != MANIFEST_SCHEMA:
+        command = command or PRODUCERS.get(manifest.stage)
         redo = f"`chaos {command} --force`" if command else f"the {manifest.stage} stage with --force"
         raise InvalidInput(
             f"{manifest.ref} was written by chaos {manifest.version} with manifest schema {manifest.schema}; "
@@ -226,10 +227,15 @@ def resolve(ws: Workspace, ref: str, *, stage: str | None = None) -> Manifest:
     )
 
 
+# the command that makes each kind of artifact, for the fixes in error messages
+PRODUCERS = {"dataset": "ingest", "tokenizer": "tokenize", "tokens": "tokenize", "jepa": "train-jepa",
+             "cfm": "train-cfm", "agent": "train-agent", "multiverse": "multiverse", "report": "report"}
+
+
 def _producer_hint(stage: str | None) -> str:
-    producers = {"dataset": "chaos ingest"}
-    if stage in producers:
-        return f"run `{producers[stage]}` first, or point --workspace at the workspace that has them"
+    if stage in PRODUCERS:
+        return (f"run `chaos {PRODUCERS[stage]}` first (or `chaos run`), or point --workspace at the workspace "
+                "that has them")
     return "check --workspace / CHAOS_WORKSPACE, and `chaos ls`"
 
 

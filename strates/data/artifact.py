@@ -10,11 +10,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from strates.core import artifacts
-from strates.core.config import from_dict
 from strates.core.errors import ConfigError
 from strates.core.table import Table, table
-from strates.core.workspace import Workspace
+from strates.core.typed import Typed
 from strates.data.split import PERIODS, Fold, Period
 
 KIND = "dataset"
@@ -107,16 +105,12 @@ class Metrics:
 
 
 @dataclasses.dataclass(frozen=True)
-class Dataset:
-    """A dataset artifact: its `manifest`, typed `summary` and `metrics`."""
+class Dataset(Typed[dict, Summary, Metrics]):
+    """A dataset artifact: its `manifest`, the resolved ingest `config` (sources and their
+    hashes, as recorded), typed `summary` and `metrics`."""
 
-    manifest: artifacts.Manifest
-    summary: Summary
-    metrics: Metrics
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
+    KIND = KIND
+    COMMAND = "ingest"
 
     @property
     def interval(self) -> dt.timedelta:
@@ -137,15 +131,8 @@ class Dataset:
                           fix=f"choose one of: {', '.join(f.name for f in self.folds)}", field="fold")
 
 
-def read(manifest: artifacts.Manifest) -> Dataset:
-    """The typed view of a dataset manifest (of the current schema)."""
-    m = artifacts.current(manifest, command="ingest")
-    return Dataset(m, from_dict(Summary, m.summary), from_dict(Metrics, m.metrics))
-
-
-def load(ws: Workspace, ref: str = "latest") -> Dataset:
-    """The dataset `ref` names (`latest`, an id or prefix), typed."""
-    return read(artifacts.resolve(ws, ref, stage=KIND))
+read = Dataset.read
+load = Dataset.load
 
 
 def _when(t: dt.datetime) -> str:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 
 from strates.core import artifacts
-from strates.core.config import from_dict
 from strates.core.table import Table, table
+from strates.core.typed import Typed
 from strates.core.workspace import Workspace
 from strates.fsq.config import Config
 from strates.fsq.features import Normalizer
@@ -58,15 +58,9 @@ class TokenizerSummary:
 
 
 @dataclasses.dataclass(frozen=True)
-class Tokenizer:
-    manifest: artifacts.Manifest
-    config: Config
-    summary: TokenizerSummary
-    metrics: TokenizerMetrics
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
+class Tokenizer(Typed[Config, TokenizerSummary, TokenizerMetrics]):
+    KIND = TOKENIZER
+    COMMAND = "tokenize"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,34 +95,17 @@ class TokensSummary:
 
 
 @dataclasses.dataclass(frozen=True)
-class Tokens:
-    manifest: artifacts.Manifest
-    summary: TokensSummary
-    metrics: TokensMetrics
+class Tokens(Typed[dict, TokensSummary, TokensMetrics]):
+    """The tokens artifact; its config is the fold it was measured on."""
 
-    @property
-    def id(self) -> str:
-        return self.manifest.id
+    KIND = TOKENS
+    COMMAND = "tokenize"
 
 
-def read_tokenizer(manifest: artifacts.Manifest) -> Tokenizer:
-    m = artifacts.current(manifest, command="tokenize")
-    return Tokenizer(m, from_dict(Config, m.config), from_dict(TokenizerSummary, m.summary),
-                     from_dict(TokenizerMetrics, m.metrics))
-
-
-def read_tokens(manifest: artifacts.Manifest) -> Tokens:
-    m = artifacts.current(manifest, command="tokenize")
-    return Tokens(m, from_dict(TokensSummary, m.summary), from_dict(TokensMetrics, m.metrics))
-
-
-def load_tokenizer(ws: Workspace, ref: str = "latest") -> Tokenizer:
-    return read_tokenizer(artifacts.resolve(ws, ref, stage=TOKENIZER))
-
-
-def load(ws: Workspace, ref: str = "latest") -> Tokens:
-    """The tokens artifact `ref` names, typed."""
-    return read_tokens(artifacts.resolve(ws, ref, stage=TOKENS))
+read_tokenizer = Tokenizer.read
+read_tokens = Tokens.read
+load_tokenizer = Tokenizer.load
+load = Tokens.load
 
 
 def token_table(ws: Workspace, manifest: artifacts.Manifest):

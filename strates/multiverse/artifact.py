@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING
 from strates.agent.artifact import BACKTEST_NOTE, Performance, Trials, find, performance_table, span_text
 from strates.agent.config import PlannerKind
 from strates.core import artifacts
-from strates.core.config import from_dict
 from strates.core.table import Table, table
-from strates.core.workspace import Workspace
+from strates.core.typed import Typed
 from strates.data.split import Period
 from strates.multiverse.config import Config
 
@@ -186,21 +185,11 @@ class Summary:
 
 
 @dataclasses.dataclass(frozen=True)
-class Multiverse:
+class Multiverse(Typed[Config, Summary, Metrics]):
     """A multiverse artifact: its `manifest`, resolved `config`, typed `summary` and `metrics`."""
 
-    manifest: artifacts.Manifest
-    config: Config
-    summary: Summary
-    metrics: Metrics
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
-
-    @property
-    def ref(self) -> str:
-        return self.manifest.ref
+    KIND = KIND
+    COMMAND = COMMAND
 
     def row(self, policy: str, cost_bps: float) -> Performance:
         return find(self.metrics.comparison, policy, cost_bps)
@@ -212,19 +201,9 @@ class Multiverse:
         raise KeyError(f"{self.ref} has no verdict for {policy} at {cost_bps:g} bps")
 
 
-def read(manifest: artifacts.Manifest) -> Multiverse:
-    """The typed view of a multiverse manifest (of the current schema)."""
-    m = artifacts.current(manifest, command=COMMAND)
-    return Multiverse(m, from_dict(Config, m.config), from_dict(Summary, m.summary), from_dict(Metrics, m.metrics))
-
-
-def load(ws: Workspace, ref: str = "latest") -> Multiverse:
-    """The multiverse artifact `ref` names (`latest`, an id or prefix, `multiverse/ID`), typed."""
-    return read(artifacts.resolve(ws, ref, stage=KIND))
-
-
-def _typed(mv: Multiverse | artifacts.Manifest) -> Multiverse:
-    return mv if isinstance(mv, Multiverse) else read(mv)
+read = Multiverse.read
+load = Multiverse.load
+_typed = Multiverse.of
 
 
 # -- tables -------------------------------------------------------------------------------

@@ -10,9 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from strates.core import artifacts
-from strates.core.config import from_dict
 from strates.core.table import Table, table
+from strates.core.typed import Typed
 from strates.core.workspace import Workspace, open_url
 from strates.report.config import Config
 
@@ -48,36 +47,19 @@ class Metrics:
 
 
 @dataclasses.dataclass(frozen=True)
-class ReportArtifact:
+class ReportArtifact(Typed[Config, Summary, Metrics]):
     """A report artifact: its `manifest`, resolved `config`, typed `summary` and `metrics`."""
 
-    manifest: artifacts.Manifest
-    config: Config
-    summary: Summary
-    metrics: Metrics
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
-
-    @property
-    def ref(self) -> str:
-        return self.manifest.ref
+    KIND = KIND
+    COMMAND = COMMAND
 
     def uri(self, ws: Workspace, name: str) -> str:
         """Where a file of the report is (`HTML`, `MARKDOWN`, a figure)."""
         return ws.uri(self.manifest.stage, self.id, name)
 
 
-def read(manifest: artifacts.Manifest) -> ReportArtifact:
-    """The typed view of a report manifest (of the current schema)."""
-    m = artifacts.current(manifest, command=COMMAND)
-    return ReportArtifact(m, from_dict(Config, m.config), from_dict(Summary, m.summary), from_dict(Metrics, m.metrics))
-
-
-def load(ws: Workspace, ref: str = "latest") -> ReportArtifact:
-    """The report artifact `ref` names (`latest`, an id or prefix, `report/ID`), typed."""
-    return read(artifacts.resolve(ws, ref, stage=KIND))
+read = ReportArtifact.read
+load = ReportArtifact.load
 
 
 def export(ws: Workspace, report: ReportArtifact, out: str) -> dict[str, str]:

@@ -17,7 +17,6 @@ import strates
 from strates.core import artifacts
 from strates.core import stage as template
 from strates.core.config import to_dict
-from strates.core.errors import ArtifactNotFound
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace
 from strates.report import render, sections, trading
@@ -82,10 +81,4 @@ def run(config: Config, ws: Workspace, *, multiverse: str | artifacts.Manifest =
         reporter: Reporter | None = None) -> template.Result:
     """Build the report of the multiverse artifact `multiverse` (a reference or a manifest)
     and everything upstream of it."""
-    if isinstance(multiverse, str) and not artifacts.list_artifacts(ws, "multiverse"):
-        raise ArtifactNotFound(
-            f"no multiverse artifacts in workspace {ws.url}: the report is built from one",
-            fix="run `chaos multiverse` first (after `chaos train-agent`), or point --workspace at the "
-                "workspace that has one",
-        )
     return template.run(STAGE, config, ws, parents={"multiverse": multiverse}, force=force, reporter=reporter)
