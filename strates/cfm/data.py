@@ -1,4 +1,5 @@
-"""Strate III data: JEPA states h_t per bar, and futures built from the bars after t.
+"""Strate III data: futures built from the JEPA states h_t (`strates.jepa.artifact.embed`)
+and the bars after t.
 
 A future for state t is x = [sqrt(D) * h_{t+1}, ..., sqrt(D) * h_{t+H}, r_{t+1}/sigma, ...,
 r_{t+H}/sigma] with sigma the training-period std of log returns, so every entry is O(1).
@@ -12,18 +13,7 @@ import datetime as dt
 
 import numpy as np
 
-from strates.core import artifacts
-from strates.core.workspace import Workspace
-from strates.jepa.artifact import States, embed
-
-__all__ = ["States", "embed", "futures", "load_states", "period_index", "split_future"]
-
-
-def load_states(ws: Workspace, jepa: artifacts.Manifest) -> tuple[list[States], dict, artifacts.Manifest]:
-    """Deprecated alias of `strates.jepa.artifact.embed` in its former shape: (states, the
-    fold as a dict, the dataset manifest). Use `embed` (typed fold and dataset)."""
-    states, fold, dataset = embed(ws, jepa)
-    return states, fold.to_dict(), dataset.manifest
+from strates.jepa.artifact import States
 
 
 def period_index(states: list[States], start: dt.datetime, end: dt.datetime, horizon: int) -> list[np.ndarray]:

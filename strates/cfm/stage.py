@@ -236,11 +236,3 @@ def evaluate(config: Config, models: dict[Coupling, list], states: list[States],
                 rows.append(artifact.CouplingNfe(kind, tuple(cells)))
             nfe_table = artifact.NfeTable(method=Method.EULER, horizon=horizon, rows=tuple(rows))
     return out, nfe_table
-
-
-def load_flows(ws: Workspace, manifest: artifacts.Manifest) -> tuple[list, dict]:
-    """Deprecated alias of `strates.cfm.artifact.load_flows` in its former shape: the flows
-    and the scales as a dict ({ret_scale, horizon, state_dim}). Use `artifact.load_flows`
-    (typed `Scales`)."""
-    flows, scales = artifact.load_flows(ws, manifest)
-    return flows, dataclasses.asdict(scales)

@@ -84,14 +84,6 @@ def test_flows_load_with_their_scales(trained):
     flows, scales = artifact.load_flows(ws, artifact.read(result.manifest))
     assert len(flows) == 2 and scales.horizon == DEBUG.future.horizon and scales.ret_scale > 0
     assert scales.state_dim == JEPA_DEBUG.model.d_model
-    # the former names still answer, in their former shapes, until every stage uses the typed ones
-    from strates.cfm.data import load_states
-    from strates.cfm.stage import load_flows
-
-    assert load_flows(ws, result.manifest)[1] == {"ret_scale": scales.ret_scale, "horizon": scales.horizon,
-                                                  "state_dim": scales.state_dim}
-    states, fold, dataset = load_states(ws, artifacts.resolve(ws, result.manifest.parents["jepa"], stage="jepa"))
-    assert fold["name"] == "holdout" and dataset.stage == "dataset" and states[0].h.shape[1] == scales.state_dim
 
 
 def test_validation_is_scored_only_after_the_jepa_checkpoint_choice(trained):
