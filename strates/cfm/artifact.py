@@ -16,6 +16,7 @@ from strates.cfm.metrics import HorizonScore, PathScores
 from strates.core import artifacts
 from strates.core.config import from_dict
 from strates.core.table import Table, table
+from strates.core.typed import Typed
 from strates.core.workspace import Workspace
 from strates.data.split import Period
 
@@ -157,42 +158,25 @@ class Scales:
 
 
 @dataclasses.dataclass(frozen=True)
-class Cfm:
+class Cfm(Typed[Config, Summary, Metrics]):
     """A cfm artifact: its `manifest`, resolved `config`, typed `summary` and `metrics`."""
 
-    manifest: artifacts.Manifest
-    config: Config
-    summary: Summary
-    metrics: Metrics
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
-
-    @property
-    def ref(self) -> str:
-        return self.manifest.ref
+    KIND = KIND
+    COMMAND = COMMAND
 
     @property
     def fitted(self) -> Period:
-        return Period(**self.manifest.fitted["train"])
+        """The training period its flows were fitted on (it selects nothing)."""
+        return self.span("train")
 
 
-def read(manifest: artifacts.Manifest) -> Cfm:
-    """The typed view of a cfm manifest (of the current schema)."""
-    m = artifacts.current(manifest, command=COMMAND)
-    return Cfm(m, from_dict(Config, m.config), from_dict(Summary, m.summary), from_dict(Metrics, m.metrics))
-
-
-def load(ws: Workspace, ref: str = "latest") -> Cfm:
-    """The cfm artifact `ref` names (`latest`, an id or prefix, `cfm/ID`), typed."""
-    return read(artifacts.resolve(ws, ref, stage=KIND))
+read = Cfm.read
+load = Cfm.load
 
 
 def scales(ws: Workspace, cfm: Cfm | artifacts.Manifest) -> Scales:
     """The artifact's `scales.json`."""
-    m = cfm.manifest if isinstance(cfm, Cfm) else cfm
-    return from_dict(Scales, json.loads(ws.read_bytes(f"{KIND}/{m.id}/scales.json")))
+    return from_dict(Scales, json.loads(ws.read_bytes(f"{KIND}/{Cfm.of(cfm).id}/scales.json")))
 
 
 def load_flows(ws: Workspace, cfm: Cfm | artifacts.Manifest) -> tuple[list, Scales]:
@@ -203,7 +187,7 @@ def load_flows(ws: Workspace, cfm: Cfm | artifacts.Manifest) -> tuple[list, Scal
     from strates.cfm.model import build_model
     from strates.core.checkpoints import restore_params
 
-    c = cfm if isinstance(cfm, Cfm) else read(cfm)
+    c = Cfm.of(cfm)
     sc = scales(ws, c)
     flows = []
     for m in range(c.summary.ensemble):

@@ -13,8 +13,8 @@ import dataclasses
 from typing import TYPE_CHECKING, NamedTuple
 
 from strates.core import artifacts
-from strates.core.config import from_dict
 from strates.core.table import Table, table
+from strates.core.typed import Typed
 from strates.core.workspace import Workspace
 from strates.data import artifact as data_artifact
 from strates.data.split import Fold, Period
@@ -139,46 +139,26 @@ class Summary:
 
 
 @dataclasses.dataclass(frozen=True)
-class Jepa:
+class Jepa(Typed[Config, Summary, Metrics]):
     """A jepa artifact: its `manifest`, resolved `config`, typed `summary` and `metrics`."""
 
-    manifest: artifacts.Manifest
-    config: Config
-    summary: Summary
-    metrics: Metrics
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
-
-    @property
-    def ref(self) -> str:
-        return self.manifest.ref
+    KIND = KIND
+    COMMAND = COMMAND
 
     @property
     def fitted(self) -> Period:
         """The training period it was fitted on."""
-        return Period(**self.manifest.fitted["train"])
+        return self.span("train")
 
     @property
     def selected(self) -> Period:
         """The selection part of validation (the checkpoint choice)."""
-        return Period(**self.manifest.selected["validation"])
+        return self.span("validation", use="selected")
 
 
-def read(manifest: artifacts.Manifest) -> Jepa:
-    """The typed view of a jepa manifest (of the current schema)."""
-    m = artifacts.current(manifest, command=COMMAND)
-    return Jepa(m, from_dict(Config, m.config), from_dict(Summary, m.summary), from_dict(Metrics, m.metrics))
-
-
-def load(ws: Workspace, ref: str = "latest") -> Jepa:
-    """The jepa artifact `ref` names (`latest`, an id or prefix, `jepa/ID`), typed."""
-    return read(artifacts.resolve(ws, ref, stage=KIND))
-
-
-def _typed(jepa: Jepa | artifacts.Manifest) -> Jepa:
-    return jepa if isinstance(jepa, Jepa) else read(jepa)
+read = Jepa.read
+load = Jepa.load
+_typed = Jepa.of
 
 
 # -- what the next stages load ------------------------------------------------------------
