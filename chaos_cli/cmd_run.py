@@ -6,19 +6,7 @@ from typing import Annotated
 
 import typer
 
-from chaos_cli.cmd_ingest import (
-    AssetOpt,
-    CalendarOpt,
-    FormatOpt,
-    KeepExtraOpt,
-    MacroOpt,
-    SeedOpt,
-    SourceOpt,
-    SplitOpt,
-    TsColumnOpt,
-    TzOpt,
-    ingest_config,
-)
+from chaos_cli.cmd_ingest import CalendarOpt, MacroOpt, SeedOpt, SourceOpt, SplitOpt, TzOpt, ingest_config
 from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, WorkspaceOpt, env_from
 from chaos_cli.output import print_json
 
@@ -50,17 +38,14 @@ def run(
     preset: PresetOpt = None,
     set_: RunSetOpt = None,
     source: SourceOpt = None,
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", "-d", help="Start from this dataset (reference) instead of ingesting.")
-    ] = None,
-    format: FormatOpt = "auto",
-    ts_column: TsColumnOpt = None,
-    asset: AssetOpt = None,
-    tz: TzOpt = None,
-    keep_extra: KeepExtraOpt = False,
     macro: MacroOpt = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Start from this dataset (reference) instead of ingesting; "
+                                                         "`chaos ingest` has every reading option.")
+    ] = None,
     split: SplitOpt = "0.7,0.15,0.15",
     calendar: CalendarOpt = "auto",
+    tz: TzOpt = None,
     seed: SeedOpt = None,
     universes: Annotated[
         int | None, typer.Option("--universes", "-m", help="M universes for Multiverse Crossing.")] = None,
@@ -77,13 +62,11 @@ def run(
     from strates.pipeline import run as pipeline
 
     env = env_from(ctx, workspace, json_)
-    ingest_given = bool(source or macro or seed is not None or split != "0.7,0.15,0.15" or calendar != "auto"
-                        or tz or ts_column or asset or keep_extra or format != "auto")
+    ingest_given = bool(source or macro or seed is not None or split != "0.7,0.15,0.15" or calendar != "auto" or tz)
     if dataset is not None and ingest_given:
         raise ConfigError("--dataset starts from an existing dataset; the ingest options describe a new one",
                           fix="drop --dataset, or drop --source/--macro/--split/--calendar/--tz/--seed")
-    config = ingest_config(source=source, format=format, ts_column=ts_column, asset=asset, tz=tz,
-                           keep_extra=keep_extra, macro=macro, split=split, calendar=calendar, seed=seed)
+    config = ingest_config(source=source, tz=tz, macro=macro, split=split, calendar=calendar, seed=seed)
     ws = env.workspace_obj()
     adapted = []
     steps = pipeline(ws, presets=preset, force=force, universes=universes, ingest_config=config, dataset=dataset,

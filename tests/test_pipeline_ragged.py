@@ -39,7 +39,7 @@ def ragged(tmp_path_factory):
 def test_every_stage_runs_and_the_absent_asset_is_left_out(ragged):
     ws, steps, assets = ragged
     assert list(steps) == ["ingest", "tokenize", "train-jepa", "train-cfm", "train-agent", "multiverse", "report"]
-    agent = artifacts.resolve(ws, steps["train-agent"].ref)
+    agent = artifacts.resolve(ws, steps["agent"].ref)
     test = agent.metrics["backtest"]["test"]
     assert test["assets"] == 2 and test["absent"] == [assets[2]]
     positions = pl.read_parquet(ws.local_path(f"{agent.stage}/{agent.id}/positions.parquet"))
@@ -54,8 +54,8 @@ def test_every_stage_runs_and_the_absent_asset_is_left_out(ragged):
 
 
 def test_equity_is_the_mean_over_present_assets(ragged):
-    ws, steps, assets = ragged
-    agent = artifacts.resolve(ws, steps["train-agent"].ref)
+    ws, steps, _ = ragged
+    agent = artifacts.resolve(ws, steps["agent"].ref)
     positions = pl.read_parquet(ws.local_path(f"{agent.stage}/{agent.id}/positions.parquet")).filter(
         (pl.col("period") == "test") & (pl.col("strategy") == "buy_and_hold"))
     equity = pl.read_parquet(ws.local_path(f"{agent.stage}/{agent.id}/equity.parquet")).filter(

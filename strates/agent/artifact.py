@@ -168,11 +168,6 @@ class Agent(Typed[Config, Summary, Metrics]):
     COMMAND = COMMAND
 
     @property
-    def fitted(self) -> Period:
-        """The training period it was fitted on (it selects nothing)."""
-        return self.span("train")
-
-    @property
     def periods(self) -> tuple[Backtest, ...]:
         return self.metrics.backtest
 

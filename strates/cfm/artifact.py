@@ -164,11 +164,6 @@ class Cfm(Typed[Config, Summary, Metrics]):
     KIND = KIND
     COMMAND = COMMAND
 
-    @property
-    def fitted(self) -> Period:
-        """The training period its flows were fitted on (it selects nothing)."""
-        return self.span("train")
-
 
 read = Cfm.read
 load = Cfm.load

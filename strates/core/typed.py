@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from strates.core import artifacts
 from strates.core.config import from_dict
 from strates.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from strates.data.split import Period
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +71,13 @@ class Typed[C, S, M]:
         """`value` typed (a manifest is read; a typed artifact is returned as is)."""
         return value if isinstance(value, cls) else cls.read(typing.cast(artifacts.Manifest, value))
 
-    def span(self, name: str = "train", *, use: str = "fitted"):
+    def span(self, name: str = "train", *, use: str = "fitted") -> Period:
         """The `fitted` (or `selected`) range called `name` as a `Period`."""
         from strates.data.split import Period
 
         return Period(**getattr(self.manifest, use)[name])
+
+    @property
+    def fitted(self) -> Period:
+        """The training period a model stage was fitted on (its `fitted["train"]`)."""
+        return self.span("train")

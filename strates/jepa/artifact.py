@@ -146,11 +146,6 @@ class Jepa(Typed[Config, Summary, Metrics]):
     COMMAND = COMMAND
 
     @property
-    def fitted(self) -> Period:
-        """The training period it was fitted on."""
-        return self.span("train")
-
-    @property
     def selected(self) -> Period:
         """The selection part of validation (the checkpoint choice)."""
         return self.span("validation", use="selected")

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from typer.testing import CliRunner
 
 from chaos_cli.app import app
@@ -22,7 +21,8 @@ def chaos(*args, env=None):
 
 
 def test_help_is_instant_no_heavy_imports():
-    code = "import sys; from chaos_cli.app import app; print(sorted(m for m in ('jax', 'polars', 'numpy', 'gcsfs', 'flax') if m in sys.modules))"
+    code = ("import sys; from chaos_cli.app import app; "
+            "print(sorted(m for m in ('jax', 'polars', 'numpy', 'gcsfs', 'flax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     res = subprocess.run([sys.executable, "-m", "chaos_cli", "--help"], capture_output=True, text=True)

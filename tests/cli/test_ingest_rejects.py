@@ -26,7 +26,8 @@ def _rule_of(path: pathlib.Path) -> str:
 
 def _snapshot(root: pathlib.Path) -> dict[str, str]:
     return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file()
     }
 
 

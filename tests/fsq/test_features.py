@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import typing
 
 import numpy as np
 import polars as pl
@@ -36,7 +37,7 @@ def test_features_are_causal_and_well_defined():
 def test_normalizer_sees_only_the_training_period():
     bars = _bars()
     feats = raw_features(bars)
-    start, end = feats["ts"].min(), feats["ts"].sort()[200]
+    start, end = typing.cast(dt.datetime, feats["ts"].min()), typing.cast(dt.datetime, feats["ts"].sort()[200])
     norm = Normalizer.fit(feats, start=start, end=end)
     # wild values after `end` do not move the statistics
     wild = feats.with_columns(
@@ -49,4 +50,4 @@ def test_normalizer_sees_only_the_training_period():
     assert sorted(series) == sorted(bars["asset"].unique().to_list())
     ts, x = series[sorted(series)[0]]
     assert x.dtype == np.float32 and x.shape == (300, len(FEATURES)) and len(ts) == 300
-    assert dt.datetime.fromisoformat(str(ts[0])) == bars["ts"].min().replace(tzinfo=None)
+    assert dt.datetime.fromisoformat(str(ts[0])) == typing.cast(dt.datetime, bars["ts"].min()).replace(tzinfo=None)

@@ -59,6 +59,7 @@ def test_causal_conv_matches_shifted_matmul_reference():
     conv = fsq_model.CausalConv(5, kernel=3, dilation=4, rngs=nnx.Rngs(1))
     x = jax.random.normal(jax.random.key(1), (2, 19, 5))
     w = conv.conv.kernel[...]  # [k, C_in, C_out]
+    assert conv.conv.bias is not None
     xp = jnp.pad(x, ((0, 0), (8, 0), (0, 0)))
     ref = sum(xp[:, 4 * j : 4 * j + 19] @ w[j] for j in range(3)) + conv.conv.bias[...]
     np.testing.assert_allclose(conv(x), ref, rtol=1e-5, atol=1e-5)

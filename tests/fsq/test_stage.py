@@ -45,7 +45,8 @@ def test_tokens_align_with_bars_and_codes_are_in_range(tokenized):
     tokens = load_tokens(ws, result.tokens)
     bars = load_bars(ws, data)
     assert tokens.select("asset", "ts").equals(bars.select("asset", "ts"))
-    assert tokens["code"].min() >= 0 and tokens["code"].max() < 1024
+    codes = tokens["code"].to_numpy()
+    assert codes.min() >= 0 and codes.max() < 1024
     assert result.tokens.parents == {"dataset": data.id, "tokenizer": result.tokenizer.id}
     assert result.tokenizer.parents == {"dataset": data.id}
     book = pl.read_parquet(io.BytesIO(ws.read_bytes(f"tokens/{result.tokens.id}/codebook.parquet")))
