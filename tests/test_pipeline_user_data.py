@@ -78,11 +78,11 @@ def test_windows_are_fitted_only_when_the_history_is_short(user_run, tmp_path):
     adapted: dict[str, list[str]] = {}
     for a in json.loads(res.stdout)["adapted"]:
         adapted.setdefault(a["kind"], []).append(a["override"])
-    # two years: ~350 training bars (350 / 8 -> 32-bar windows), ~75 validation bars (37 diagnostic: after 8
-    # bars of context, a 10-bar probe target leaves half of them)
-    assert adapted == {"tokenizer": ["data.window=32"], "jepa": ["data.window=32", "probe.horizon=10"]}
+    # two years: ~350 training bars (350 / 8 -> 32-bar windows), ~76 validation bars (38 diagnostic: after 8
+    # bars of context, an 11-bar probe target leaves half of them)
+    assert adapted == {"tokenizer": ["data.window=32"], "jepa": ["data.window=32", "probe.horizon=11"]}
     jepa = artifacts.resolve(ws, "jepa/latest")
-    assert jepa.config["data"]["window"] == 32 and jepa.config["probe"]["horizon"] == 10
+    assert jepa.config["data"]["window"] == 32 and jepa.config["probe"]["horizon"] == 11
 
 
 def test_run_from_an_existing_dataset_and_its_errors(user_run):

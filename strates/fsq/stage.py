@@ -33,7 +33,7 @@ from strates.core.progress import Reporter, training_log
 from strates.core.workspace import Workspace
 from strates.data import artifact as dataset_artifact
 from strates.data.split import PERIODS, Fold, Period
-from strates.fsq.artifact import TOKENIZER, TOKENS, encoder, normalizer, read_tokenizer, token_table
+from strates.fsq.artifact import TOKENIZER, TOKENS, encoder, normalizer, read_tokenizer
 from strates.fsq.config import DEFAULT_PRESET, PRESETS, Config
 from strates.fsq.features import FEATURES, Normalizer, raw_features, series_by_asset
 
@@ -207,9 +207,4 @@ def run(
     return Result(tok.manifest, tokens.manifest, tok.reused, tokens.reused)
 
 
-def load_tokens(ws: Workspace, manifest: artifacts.Manifest):
-    """A tokens artifact's table (`asset, ts, code, f_*`); see `strates.fsq.artifact.token_table`."""
-    return token_table(ws, manifest)
-
-
-__all__ = ["TOKENIZER", "TOKENIZER_STAGE", "TOKENS", "TOKENS_STAGE", "Result", "TokensConfig", "load_tokens", "run"]
+__all__ = ["TOKENIZER", "TOKENIZER_STAGE", "TOKENS", "TOKENS_STAGE", "Result", "TokensConfig", "run"]

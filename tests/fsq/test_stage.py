@@ -24,7 +24,7 @@ from strates.data.embedded import EmbeddedSpec
 from strates.data.ingest import load_bars
 from strates.data.ingest import run as ingest
 from strates.fsq import PRESETS, Config, run
-from strates.fsq.stage import load_tokens
+from strates.fsq.artifact import token_table
 
 # one worker runs this file, so the module-scoped pipeline is built once
 pytestmark = pytest.mark.xdist_group("fsq_stage")
@@ -42,7 +42,7 @@ def tokenized(tmp_path_factory):
 
 def test_tokens_align_with_bars_and_codes_are_in_range(tokenized):
     ws, data, result = tokenized
-    tokens = load_tokens(ws, result.tokens)
+    tokens = token_table(ws, result.tokens)
     bars = load_bars(ws, data)
     assert tokens.select("asset", "ts").equals(bars.select("asset", "ts"))
     codes = tokens["code"].to_numpy()
