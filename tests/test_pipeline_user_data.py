@@ -67,22 +67,27 @@ def test_a_daily_csv_with_us_dates_ends_in_a_report(user_run):
 
 
 def test_windows_are_fitted_only_when_the_history_is_short(user_run, tmp_path):
+    from strates.data.config import Config as IngestConfig
+    from strates.data.ingest import run as ingest
+    from strates.pipeline import fit_windows, stages
+
     _, _, out = user_run
     assert out["adapted"] == []  # ~3,500 daily training bars hold the debug windows many times over
     write_index(tmp_path / "short.csv", start=dt.date(2023, 1, 3))
     ws = Workspace(tmp_path / "ws")
-    res = CliRunner().invoke(app, ["--workspace", ws.url, "--json", "run", "--source", str(tmp_path / "short.csv"),
-                                   "--preset", "debug", "--set", "multiverse.universes=2", "--set",
-                                   "multiverse.max_bars=4"], catch_exceptions=False)
-    assert res.exit_code == 0, res.stderr
+    dataset = ingest(IngestConfig(sources=(str(tmp_path / "short.csv"),)), ws).manifest
     adapted: dict[str, list[str]] = {}
-    for a in json.loads(res.stdout)["adapted"]:
-        adapted.setdefault(a["kind"], []).append(a["override"])
+    for a in fit_windows(dataset, {s.kind: s.configure(["debug"]) for s in stages()[1:4]}, ws):
+        adapted.setdefault(a.kind, []).append(a.override)
     # two years: ~350 training bars (350 / 8 -> 32-bar windows), ~76 validation bars (38 diagnostic: after 8
     # bars of context, an 11-bar probe target leaves half of them)
     assert adapted == {"tokenizer": ["data.window=32"], "jepa": ["data.window=32", "probe.horizon=11"]}
-    jepa = artifacts.resolve(ws, "jepa/latest")
-    assert jepa.config["data"]["window"] == 32 and jepa.config["probe"]["horizon"] == 11
+    small = fit_windows(dataset, {s.kind: s.configure(["small"]) for s in stages()[1:4]}, ws)
+    assert [(a.kind, a.override) for a in small] == [  # the small preset's 64-bar SSD chunk shrinks with the window
+        ("tokenizer", "data.window=32"), ("jepa", "data.window=32"), ("jepa", "model.chunk=32"),
+        ("jepa", "probe.horizon=3")]
+    for stage in stages()[1:4]:  # the fitted configs are valid
+        stage.configure(["small"], [a.override for a in small if a.kind == stage.kind])
 
 
 def test_run_from_an_existing_dataset_and_its_errors(user_run):
