@@ -8,10 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from strates.agent import artifact as agent_artifact
 from strates.core import artifacts
 from strates.core.workspace import Workspace
 from strates.data.config import Config as IngestConfig
 from strates.data.embedded import EmbeddedSpec, simulate
+from strates.multiverse import artifact as multiverse_artifact
 from strates.pipeline import STAGES, run
 
 pytestmark = pytest.mark.xdist_group("ragged")
@@ -40,12 +42,12 @@ def test_every_stage_runs_and_the_absent_asset_is_left_out(ragged):
     ws, steps, assets = ragged
     assert list(steps) == list(STAGES)
     agent = artifacts.resolve(ws, steps["agent"].ref)
-    test = agent.metrics["backtest"]["test"]
-    assert test["assets"] == 2 and test["absent"] == [assets[2]]
+    test = agent_artifact.read(agent).backtest("test")
+    assert test.assets == 2 and test.absent == (assets[2],)
     positions = pl.read_parquet(ws.local_path(f"{agent.stage}/{agent.id}/positions.parquet"))
     assert assets[2] not in positions.filter(pl.col("period") == "test")["asset"].unique().to_list()
     mv = artifacts.resolve(ws, steps["multiverse"].ref)
-    assert mv.summary["absent"] == [assets[2]]
+    assert multiverse_artifact.read(mv).summary.absent == (assets[2],)
     decisions = pl.read_parquet(ws.local_path(f"{mv.stage}/{mv.id}/decisions.parquet"))
     assert set(decisions["asset"].unique()) == set(assets[:2])
     report = artifacts.resolve(ws, steps["report"].ref)
