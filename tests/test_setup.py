@@ -65,3 +65,18 @@ def test_distribution_name_and_installed_version():
     assert installed.version == meta["version"] == strates.__version__
     scripts = {e.name: e.value for e in installed.entry_points if e.group == "console_scripts"}
     assert scripts == {"chaos": "chaos_cli.app:main"}
+
+
+def test_xdist_groups_keep_a_group_on_one_worker(tmp_path):
+    # the suite's heavy module fixtures are built once only if `--dist loadgroup` really groups
+    # (pytest 9.2 with pytest-xdist 3.8 does not: see the pin in pyproject.toml)
+    (tmp_path / "test_grouped.py").write_text(
+        "import os, pytest\n"
+        "pytestmark = pytest.mark.xdist_group('one')\n"
+        + "".join(f"def test_{i}():\n    print('worker', os.environ['PYTEST_XDIST_WORKER'])\n" for i in range(4)))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p",
+                          "no:cacheprovider", "-c", os.devnull, "--rootdir", str(tmp_path), str(tmp_path)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    workers = {line.split("]")[0].lstrip("[") for line in out.stdout.splitlines() if "PASSED" in line}
+    assert len(workers) == 1, out.stdout
