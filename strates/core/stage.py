@@ -40,10 +40,9 @@ Ranges = Mapping[str, Mapping[str, Any]]
 
 @dataclasses.dataclass(frozen=True)
 class Output:
-    """What `build` returns: the manifest's `metrics` and `summary` (plain TOML values),
-    and the ranges the artifact was `fitted` / `selected` on ({name: {start, end}}, end
-    exclusive). `config` replaces the recorded config when the build resolved more of it
-    (rare; the id is computed before the build and does not change)."""
+    """What `build` returns: the manifest's `metrics` and `summary` (plain TOML values; the
+    strate's `artifact.py` types them on reading), and the ranges the artifact was `fitted`
+    / `selected` on ({name: {start, end}}, end exclusive) for the leakage guard."""
 
     metrics: Mapping[str, Any]
     summary: Mapping[str, Any]

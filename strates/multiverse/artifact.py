@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import TYPE_CHECKING
 
 from strates.agent.artifact import BACKTEST_NOTE, Performance, Trials, find, performance_table, span_text
+from strates.agent.bootstrap import Difference
 from strates.agent.config import PlannerKind
 from strates.core import artifacts
 from strates.core.table import Table, table
 from strates.core.typed import Typed
 from strates.data.split import Period
 from strates.multiverse.config import Config
-
-if TYPE_CHECKING:  # pragma: no cover
-    from strates.agent.bootstrap import Difference
 
 KIND = "multiverse"
 COMMAND = "multiverse"
@@ -120,27 +117,17 @@ class Replay:
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     """A gated `policy` against the deterministic one at `cost_bps`: the paired stationary
-    block bootstrap of the per-bar return difference (`strates.agent.bootstrap`): the
-    annualised Sharpe and mean-return differences with their `level` intervals, the mean
-    block length, the replicates, and whether the Sharpe interval excludes 0 (`shown`)."""
+    block bootstrap of the per-bar return difference (`strates.agent.bootstrap.Difference`:
+    the annualised Sharpe and mean-return differences with their `level` intervals, the
+    mean block length, the replicates); `shown` when the Sharpe interval excludes 0."""
 
     policy: str
     cost_bps: float
-    sharpe_diff: float
-    sharpe_lo: float
-    sharpe_hi: float
-    return_diff: float
-    return_lo: float
-    return_hi: float
-    block: float
-    replicates: int
-    level: float
-    shown: bool
+    difference: Difference
 
-    @classmethod
-    def of(cls, policy: str, cost_bps: float, d: Difference) -> Verdict:
-        return cls(policy, float(cost_bps), d.sharpe_diff, d.sharpe_lo, d.sharpe_hi, d.return_diff, d.return_lo,
-                   d.return_hi, d.block, d.replicates, d.level, d.shown)
+    @property
+    def shown(self) -> bool:
+        return self.difference.shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +245,7 @@ def conclusion(mv: Multiverse) -> str:
     if mv.metrics.contested == 0:
         parts.append("No decision was contested, so the filtered policy is the deterministic policy: the comparison "
                      "cannot show an effect of filtering here.")
-    shown = [f"{v.policy} at {v.cost_bps:g} bps ({'better' if v.sharpe_lo > 0 else 'worse'})"
+    shown = [f"{v.policy} at {v.cost_bps:g} bps ({'better' if v.difference.sharpe_lo > 0 else 'worse'})"
              for v in _ordered(mv.metrics.verdict) if v.shown]
     parts.append("A difference is shown where its Sharpe interval excludes 0: " + "; ".join(shown) + "." if shown else
                  "No difference is shown: every interval of the Sharpe difference contains 0, so this run does not "
@@ -268,11 +255,11 @@ def conclusion(mv: Multiverse) -> str:
 
 def verdict_table(mv: Multiverse) -> Table:
     """Each gated policy minus the deterministic one, per cost level, with its interval."""
-    rows = [(v.policy, f"{v.cost_bps:g}", f"{v.sharpe_diff:+.2f} [{v.sharpe_lo:+.2f}, {v.sharpe_hi:+.2f}]",
-             f"{v.return_diff:+.1%} [{v.return_lo:+.1%}, {v.return_hi:+.1%}]", f"{v.block:.1f}",
+    rows = [(v.policy, f"{v.cost_bps:g}", f"{d.sharpe_diff:+.2f} [{d.sharpe_lo:+.2f}, {d.sharpe_hi:+.2f}]",
+             f"{d.return_diff:+.1%} [{d.return_lo:+.1%}, {d.return_hi:+.1%}]", f"{d.block:.1f}",
              "shown" if v.shown else "not shown")
-            for v in _ordered(mv.metrics.verdict)]
-    level = mv.metrics.verdict[0].level if mv.metrics.verdict else 0.95
+            for v in _ordered(mv.metrics.verdict) for d in (v.difference,)]
+    level = mv.metrics.verdict[0].difference.level if mv.metrics.verdict else 0.95
     return table(("policy", "cost (bps)", f"Δ Sharpe [{level:.0%} CI]", f"Δ annual return [{level:.0%} CI]", "block",
                   "difference"), rows,
                  "Policy minus deterministic, per bar on the same bars: a paired stationary block bootstrap (Politis & "

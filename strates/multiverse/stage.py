@@ -219,7 +219,7 @@ def build(job: template.Job[Config]) -> template.Output:
     trials = max(am.summary.n_trials, tried.n_trials)
     rows, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.cost_levels, periods_per_year=ppy,
                                    n_trials=dict.fromkeys(strategies, trials), trial_sharpes=tried.sharpes)
-    verdicts = tuple(Verdict.of(policy, cost, paired_difference(
+    verdicts = tuple(Verdict(policy, float(cost), paired_difference(
         pnls[policy][cost], pnls["deterministic"][cost], periods_per_year=ppy, replicates=config.bootstrap,
         seed=config.seed)) for cost in pnls["deterministic"] for policy in GATED)
     job.writer.write_parquet("decisions.parquet", _decisions_frame(b.name, ts[bars], states, ok, out, contested,

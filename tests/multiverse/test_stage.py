@@ -78,7 +78,7 @@ def test_metrics_per_asset_and_time(crossed):
     assert {(r.strategy, r.cost_bps) for r in m.comparison} == {(p, c) for p in POLICIES for c in costs}
     assert all(r.bars == BARS for r in m.comparison)  # every bar, all policies
     assert {(v.policy, v.cost_bps) for v in m.verdict} == {(p, c) for p in GATED for c in costs}
-    verdict = mv.verdict("filtered", 5)
+    verdict = mv.verdict("filtered", 5).difference
     assert verdict.sharpe_lo <= verdict.sharpe_diff <= verdict.sharpe_hi
     assert verdict.shown == (verdict.sharpe_lo > 0 or verdict.sharpe_hi < 0)
     assert mv.summary.agent == out["agent"].ref and mv.summary.n_trials >= read_agent(out["agent"]).summary.n_trials
@@ -129,7 +129,7 @@ def test_sigma_zero_gives_trivial_metrics_end_to_end(crossed):
     assert mv.row("filtered", 5).total_return == mv.row("deterministic", 5).total_return
     assert mv.row("sized", 5).total_return == mv.row("deterministic", 5).total_return
     v = mv.verdict("filtered", 5)
-    assert v.sharpe_diff == 0.0 and not v.shown
+    assert v.difference.sharpe_diff == 0.0 and not v.shown
     assert "No decision was contested" in tables(mv)[-1].caption
 
 
