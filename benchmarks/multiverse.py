@@ -55,12 +55,16 @@ def main() -> None:
     agent = AgentConfig()
     agent = dataclasses.replace(agent, planner=dataclasses.replace(agent.planner, futures=args.futures))
     horizon = cfm.future.horizon
-    flow = build_model(cfm, x_dim=horizon * (d + 1), cond_dim=d, seed=0)
+    k = len(cfm.scale.names)  # the scale features beside h_t in the flow's condition
+    flow = build_model(cfm, x_dim=horizon * (d + 1), cond_dim=d + k, seed=0)
     params = model.init(jax.random.key(1), agent.model, state_dim=d)
     decider = Decider(agent, params, [flow], ret_scale=0.01, cfm_horizon=horizon, state_dim=d)
     rng = np.random.default_rng(0)
     h = rng.standard_normal((1, args.assets, d)).astype(np.float32)
     h /= np.linalg.norm(h, axis=-1, keepdims=True)
+    # observations: h_t, standardised scale features, log unit (a 1% trailing volatility)
+    h = np.concatenate([h, rng.standard_normal((1, args.assets, k)).astype(np.float32) / np.sqrt(k),
+                        np.full((1, args.assets, 1), np.log(0.01), np.float32)], axis=-1)
     valid = np.ones((1, args.assets), bool)
     config = Config(universes=args.universes)
 

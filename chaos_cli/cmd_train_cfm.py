@@ -20,7 +20,11 @@ def train_cfm(
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Train an OT conditional flow matching model of futures (states and returns) given h_t."""
+    """Train an OT conditional flow matching model of futures (states and scale-free returns) given h_t and the
+    scale, and score it against the random walk, the bootstrap and GARCH-t.
+
+    With --json: `skill` is the CRPS skill 1 - CRPS_cfm / CRPS_baseline per period (validation, test), horizon
+    (h1, h4, h8 by default) and baseline (random_walk, bootstrap, garch_t); above 0 the flow is better."""
     from strates import cfm
     from strates.cfm import artifact
 
@@ -28,5 +32,6 @@ def train_cfm(
     config = stage_config(cfm.STAGE, preset, set_, ensemble=ensemble)
     ws = env.workspace_obj()
     result = cfm.run(config, ws, jepa=jepa, force=force, reporter=env.reporter())
-    print_stage_result(env, ws, result, artifact.tables(artifact.read(result.manifest)), verb="trained",
-                       next_hint=f"chaos train-agent --cfm {result.manifest.id}")
+    c = artifact.read(result.manifest)
+    print_stage_result(env, ws, result, artifact.tables(c), verb="trained",
+                       next_hint=f"chaos train-agent --cfm {result.manifest.id}", skill=c.metrics.skill())

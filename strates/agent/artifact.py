@@ -130,8 +130,10 @@ class Trials:
 class Summary:
     """What the agent was and how it was judged: the fold, planner, the cost it planned with
     (bps per side), the CVaR level, the trials the DSR counts, the measured periods per year,
-    the training transitions, futures per state, the folds skipped, the training log, and
-    the ranges every upstream artifact was fitted and selected on ({ref: {name: span}})."""
+    the training transitions, futures per state, `ret_scale` (the training-period std of
+    log returns: the unit of the agent's rewards and values), the folds skipped, the
+    training log, and the ranges every upstream artifact was fitted and selected on
+    ({ref: {name: span}})."""
 
     fold: str
     planner: PlannerKind
@@ -142,6 +144,7 @@ class Summary:
     periods_per_year: float
     transitions: int
     futures_per_state: int
+    ret_scale: float
     small_trader: str
     accounting: str
     skipped: tuple[Skipped, ...] = ()
@@ -246,7 +249,16 @@ def load_decider(ws: Workspace, agent: Agent | artifacts.Manifest) -> Decider:
     d = scales.state_dim
     abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), a.config.model, state_dim=d))
     params = restore_params(artifacts.location(ws, a.manifest, "checkpoints"), abstract)
-    return Decider(a.config, params, flows, ret_scale=scales.ret_scale, cfm_horizon=scales.horizon, state_dim=d)
+    return Decider(a.config, params, flows, ret_scale=a.summary.ret_scale, cfm_horizon=scales.horizon, state_dim=d,
+                   spread=scales.spread)
+
+
+def observations(ws: Workspace, agent: Agent | artifacts.Manifest, states: list) -> list:
+    """The JEPA `states` as the agent's cfm observes them (`Scales.observe`: `h` becomes the
+    observation `[N, D + k + 1]` a `Decider` reads)."""
+    from strates.cfm import artifact as cfm_artifact
+
+    return cfm_artifact.scales(ws, cfm_artifact.load(ws, _typed(agent).manifest.parents["cfm"])).observe(states)
 
 
 # -- tables -------------------------------------------------------------------------------

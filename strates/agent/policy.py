@@ -3,7 +3,7 @@
 `Decider` holds a trained agent and the flows of a cfm artifact and makes the three moves
 every decision needs, each jitted and batched over states:
 
-    futures(h, noise)        N futures per state: returns [B, N, H] and the JEPA state at
+    futures(obs, noise)      N futures per state: returns [B, N, H] and the JEPA state at
                              the end of the planning horizon [B, N, D]
     values(end_states)       the agent's terminal value on a grid of positions [B, N, G]
     decide(...)              MPPI on the CVaR of the path PnL (or the policy prior alone)
@@ -11,6 +11,12 @@ every decision needs, each jitted and batched over states:
 Futures are drawn from given noise, so a caller can share random numbers across calls
 (Multiverse Crossing perturbs the state and keeps the noise). With K ensemble members the
 N futures are split evenly across them.
+
+What a decision reads per (bar, asset) is the cfm's *observation* `[D + k + 1]`
+(`strates.cfm.scale`): the JEPA state h_t (what the agent's networks see), the scale
+features (which, with h_t, condition the flow) and log sigma_t, the unit the flow's
+returns are drawn in. Arguments named `obs` hold observations; the agent's networks read
+their first D columns.
 """
 
 from __future__ import annotations
@@ -66,9 +72,10 @@ class Decider:
     config: Config
     params: dict
     flows: list  # cfm VectorField members
-    ret_scale: float  # training-period std of log returns (the cfm's and the agent's unit)
+    ret_scale: float  # training-period std of log returns (the unit of the agent's rewards and values)
     cfm_horizon: int
     state_dim: int
+    spread: float = 1.0  # the cfm's recalibration of its futures' spread (`cfm.calibration.widen`)
 
     def __post_init__(self):
         from flax import nnx
@@ -86,7 +93,7 @@ class Decider:
     def futures_per_state(self) -> int:
         return self.n_per_member * len(self.flows)
 
-    def _draw_impl(self, h, noise):
+    def _draw_impl(self, obs, noise):
         from flax import nnx
 
         from strates.cfm.sample import sample_from
@@ -98,27 +105,38 @@ class Decider:
                                                 nfe=self.config.planner.nfe, method="euler")
                                     for k, (graphdef, state) in enumerate(self._graphs)], axis=1)
 
-        return draw(h, noise)  # [B, N, H_cfm * (D + 1)]
+        return draw(obs[:, :-1], noise)  # [B, N, H_cfm * (D + 1)]; the condition: h_t and the scale features
 
-    def planning_inputs(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Raw futures `x [..., N, H_cfm * (D + 1)]` -> (log returns `[..., N, H]` of the
-        planning horizon, unit JEPA states at its last step `[..., N, D]`)."""
-        d, hc, hp = self.state_dim, self.cfm_horizon, self.config.planner.horizon
-        returns = x[..., hc * d: hc * d + hp] * self.ret_scale
+    def returns_of(self, x: jax.Array, obs: jax.Array) -> jax.Array:
+        """Log returns `[..., N, H_cfm]` of raw futures `x [..., N, H_cfm * (D + 1)]` drawn for
+        observations `obs [..., D + k + 1]`: rescaled by each state's unit sigma_t, and each
+        future's deviation from the state's mean path widened by the cfm's `spread`."""
+        d, hc = self.state_dim, self.cfm_horizon
+        returns = x[..., hc * d: hc * d + hc] * jnp.exp(obs[..., -1])[..., None, None]
+        mean = returns.mean(axis=-2, keepdims=True)
+        return mean + self.spread * (returns - mean)
+
+    def planning_inputs(self, x: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Raw futures `x [..., N, H_cfm * (D + 1)]` of observations `obs [..., D + k + 1]` ->
+        (log returns `[..., N, H]` of the planning horizon, unit JEPA states at its last step
+        `[..., N, D]`)."""
+        d, hp = self.state_dim, self.config.planner.horizon
         end = x[..., (hp - 1) * d: hp * d]
-        return returns, end / jnp.maximum(jnp.linalg.norm(end, axis=-1, keepdims=True), 1e-12)
+        return self.returns_of(x, obs)[..., :hp], end / jnp.maximum(jnp.linalg.norm(end, axis=-1, keepdims=True),
+                                                                     1e-12)
 
-    def _futures_impl(self, h, noise):
-        return self.planning_inputs(self._draw_impl(h, noise))
+    def _futures_impl(self, obs, noise):
+        return self.planning_inputs(self._draw_impl(obs, noise), obs)
 
-    def futures(self, h: jax.Array, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """`h [B, D]`, `noise [B, N, x_dim]` -> `planning_inputs` of the drawn futures."""
-        return self._futures(jnp.asarray(h, jnp.float32), noise)
+    def futures(self, obs: jax.Array, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """`obs [B, D + k + 1]`, `noise [B, N, x_dim]` -> `planning_inputs` of the drawn futures."""
+        return self._futures(jnp.asarray(obs, jnp.float32), noise)
 
-    def draw(self, h: jax.Array, noise: jax.Array) -> jax.Array:
-        """Raw futures from Strate III (the cfm's scaled units): `h [B, D]`, `noise [B, N, x_dim]`
-        -> `[B, N, H_cfm * (D + 1)]`; future j of state b integrates `noise[b, j]`."""
-        return self._draw(jnp.asarray(h, jnp.float32), noise)
+    def draw(self, obs: jax.Array, noise: jax.Array) -> jax.Array:
+        """Raw futures from Strate III (the cfm's scale-free units): `obs [B, D + k + 1]`,
+        `noise [B, N, x_dim]` -> `[B, N, H_cfm * (D + 1)]`; future j of state b integrates
+        `noise[b, j]`."""
+        return self._draw(jnp.asarray(obs, jnp.float32), noise)
 
     def _values_impl(self, params, end):
         g = self.config.planner.value_grid
@@ -137,6 +155,7 @@ class Decider:
         return self._values(self.params, end)
 
     def _decide_impl(self, params, h, position, returns, values, warm, key, shared=1):
+        h = h[..., :self.state_dim]  # an observation's JEPA state (a no-op on a state)
         pc = self.config.planner
         if pc.kind == PlannerKind.POLICY:
             z = model.encode(params, h, position, group=self.config.model.simnorm_dim)
@@ -186,7 +205,8 @@ class Decider:
         return jax.vmap(lambda t: jax.random.fold_in(k, t))(jnp.asarray(bars))
 
     def inputs(self, h: np.ndarray, *, key: jax.Array, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """Planning inputs of every (bar, asset): `h [T, A, D]` -> (log returns `[T, A, N, H]`,
+        """Planning inputs of every (bar, asset): observations `h [T, A, D + k + 1]` -> (log
+        returns `[T, A, N, H]`,
         terminal values `[T, A, N, G]`). Futures and values do not depend on positions, so
         they are drawn for all bars first, `chunk` bars at a time."""
         t_len, a_len, _ = h.shape
@@ -202,7 +222,7 @@ class Decider:
         return returns, values
 
     def run(self, h: np.ndarray, valid: np.ndarray, *, key: jax.Array, chunk: int = 256) -> Walk:
-        """Walk forward through time: `h [T, A, D]` states of A assets on a common clock,
+        """Walk forward through time: `h [T, A, D + k + 1]` observations of A assets on a common clock,
         `valid [T, A]` -> the `Walk` (positions `[T, A]`, 0 where not valid; a position is
         held from its bar to the next). Consumes `key` (see the random streams above)."""
         returns, values = self.inputs(h, key=key, chunk=chunk)
@@ -210,7 +230,8 @@ class Decider:
 
     def walk(self, h: np.ndarray, valid: np.ndarray, returns: np.ndarray, values: np.ndarray, *, key: jax.Array,
              hold: np.ndarray | None = None, scale: np.ndarray | None = None) -> Walk:
-        """Decide in time order from the policy's own positions. `h [T, A, D]`, `valid [T, A]`,
+        """Decide in time order from the policy's own positions. `h [T, A, D + k + 1]`
+        observations, `valid [T, A]`,
         `returns [T, A, N, H]`, `values [T, A, N, G]` (from `inputs` with the same key);
         optional gates, applied to the decision before it is held: `hold [T, A]` (keep the
         position held before instead), `scale [T, A]` (multiply the position). With neither,
@@ -244,7 +265,8 @@ class Decider:
 
     def decide_at(self, h: np.ndarray, before: np.ndarray, warm: np.ndarray, returns: np.ndarray,
                   values: np.ndarray, *, key: jax.Array, bars: np.ndarray, shared: int) -> np.ndarray:
-        """Decisions at chosen bars, batched (no walk): `h [C, R, D]` (R states per bar: e.g.
+        """Decisions at chosen bars, batched (no walk): `h [C, R, D + k + 1]` observations (or
+        states `[C, R, D]`; R per bar: e.g.
         assets x universes), `before [C, R]` and `warm [C, R, H]` (the position and warm plan
         each plans from), `returns [C, R, N, H]`, `values [C, R, N, G]`, `bars [C]` (clock
         indices: bar c plans with the walk's key of that bar) -> actions `[C, R]`.

@@ -173,22 +173,23 @@ def build(job: template.Job[Config]) -> template.Output:
     check_horizon(config, scales.horizon)
     with rep.task("embedding every bar with the JEPA"):
         states = embed(ws, job.parent("jepa")).states
-    ret_scale = scales.ret_scale
-    data = transitions(states, period_index(states, fold.train.start, fold.train.end, 1), ret_scale=ret_scale,
-                       config=config)
+    train_index = period_index(states, fold.train.start, fold.train.end, 1)
+    ret_scale = float(np.concatenate([s.r[t] for s, t in zip(states, train_index, strict=True)]).std())
+    data = transitions(states, train_index, ret_scale=ret_scale, config=config)
+    observed = scales.observe(states)  # what the flows read: h_t, the scale features, the unit
     steps = config.train.steps
     with rep.task(f"training the agent offline on {len(data.ret)} transitions ({steps} steps)", total=steps) as update:
         result = _train_agent(config, data, cost=config.env.cost_bps * 1e-4 / ret_scale,
                               ckpt=job.folder("checkpoints"), on_log=training_log(update, "value", "cql"))
     decider = Decider(config, result.params, flows, ret_scale=ret_scale, cfm_horizon=scales.horizon,
-                      state_dim=scales.state_dim)
+                      state_dim=scales.state_dim, spread=scales.spread)
     ppy = dataset.summary.periods_per_year
     tried = census(ws, dataset.id, candidate=job.id, chain={kind: m.id for kind, m in job.parents.items()})
     n_trials = max(config.backtest.trials, tried.n_trials)
     done: list[Backtest] = []
     pos_frames, eq_frames = [], []
     for i, period in enumerate(periods):
-        ts, h, valid, r_next, r_now = backtest.clock(states, period.span, config.backtest.max_bars)
+        ts, h, valid, r_next, r_now = backtest.clock(observed, period.span, config.backtest.max_bars)
         if not len(ts):
             skipped.append(Skipped(period.name, "no bars inside the period"))
             continue
@@ -216,7 +217,8 @@ def build(job: template.Job[Config]) -> template.Output:
     summary = Summary(
         fold=fold.name, planner=config.planner.kind, cost_bps=config.env.cost_bps, cvar_alpha=config.planner.cvar_alpha,
         n_trials=n_trials, trials=tried.trials(), periods_per_year=ppy, transitions=len(data.ret),
-        futures_per_state=decider.futures_per_state, small_trader=SMALL_TRADER, accounting=ACCOUNTING,
+        futures_per_state=decider.futures_per_state, ret_scale=ret_scale, small_trader=SMALL_TRADER,
+        accounting=ACCOUNTING,
         skipped=tuple(skipped), history=tuple(result.history),
         upstream_fitted={m.ref: _spans(m.fitted) for m in upstream if m.fitted},
         upstream_selected={m.ref: _spans(m.selected) for m in upstream if m.selected},

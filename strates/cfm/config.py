@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from strates.cfm.scale import ScaleConfig
 from strates.core.config import coerce_choices
 from strates.core.errors import ConfigError
 from strates.core.train import TrainConfig
@@ -30,10 +31,18 @@ class Method(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class FutureConfig:
-    """A future x = H next JEPA states (scaled by sqrt(D)) and H next log returns
-    (divided by their training-period std)."""
+    """A future x = H next JEPA states (scaled by sqrt(D)) and H next log returns in units
+    of the asset's trailing volatility at t (`scale.py`). `return_share`: the share of the
+    flow-matching loss carried by the H return dims (the H * D state dims carry the rest;
+    with plain averaging the returns would carry H / (H * (D + 1)), about 2%)."""
 
     horizon: int = 8
+    return_share: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 < self.return_share < 1.0:
+            raise ConfigError(f"future.return_share must be in (0, 1), got {self.return_share}",
+                              field="future.return_share")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +86,18 @@ class SampleConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    max_states: int = 400  # scored states per period (evenly spaced), for speed
-    vol_window: int = 24  # trailing window of the Gaussian random-walk baseline
+    """Scoring: `max_states` per period (evenly spaced), for speed; `vol_window` the trailing
+    window of the Gaussian random walk; the GARCH(1,1)-t baseline refitted every
+    `garch_refit` bars on the last `garch_window` returns (0: all the past);
+    `bootstrap_replicates` of the block bootstrap of the skill intervals; `recalibrate`:
+    also fit a spread factor on validation and report the futures with and without it."""
+
+    max_states: int = 400
+    vol_window: int = 24
+    garch_refit: int = 250
+    garch_window: int = 0
+    bootstrap_replicates: int = 1000
+    recalibrate: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +107,7 @@ class Config:
     coupling: CouplingConfig = CouplingConfig()
     sample: SampleConfig = SampleConfig()
     eval: EvalConfig = EvalConfig()
+    scale: ScaleConfig = ScaleConfig()
     ensemble: int = 1
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
         steps=600, batch_size=128, learning_rate=1e-3, warmup_steps=50, checkpoint_every=200, log_every=50

@@ -1,10 +1,11 @@
 """Strate III data: futures built from the JEPA states h_t (`strates.jepa.artifact.embed`)
 and the bars after t.
 
-A future for state t is x = [sqrt(D) * h_{t+1}, ..., sqrt(D) * h_{t+H}, r_{t+1}/sigma, ...,
-r_{t+H}/sigma] with sigma the training-period std of log returns, so every entry is O(1).
-Examples are indexed by (asset, t); a period's examples have t and t + H inside it, so a
-training target never reaches into validation data.
+A future for state t is x = [sqrt(D) * h_{t+1}, ..., sqrt(D) * h_{t+H}, r_{t+1}/sigma_t, ...,
+r_{t+H}/sigma_t] with sigma_t the asset's causal trailing volatility at t (`scale.unit`), so
+every entry is O(1) whatever the level of volatility. Examples are indexed by (asset, t); a
+period's examples have t and t + H inside it, so a training target never reaches into
+validation data.
 """
 
 from __future__ import annotations
@@ -28,17 +29,22 @@ def period_index(states: list[States], start: dt.datetime, end: dt.datetime, hor
     return out
 
 
-def futures(s: States, t: np.ndarray, horizon: int, ret_scale: float) -> np.ndarray:
-    """[len(t), H * D + H] futures of asset `s` at indices `t` (see the module docstring)."""
+def futures(s: States, t: np.ndarray, horizon: int, sigma: np.ndarray) -> np.ndarray:
+    """[len(t), H * D + H] futures of asset `s` at indices `t`, `sigma [N]` its unit per bar
+    (see the module docstring)."""
     d = s.h.shape[1]
     steps = t[:, None] + np.arange(1, horizon + 1)  # [S, H]
     states = s.h[steps].reshape(len(t), horizon * d) * np.sqrt(d)
-    returns = s.r[steps] / ret_scale
+    returns = s.r[steps] / sigma[t][:, None]
     return np.concatenate([states, returns], axis=1).astype(np.float32)
 
 
-def split_future(x: np.ndarray, *, horizon: int, dim: int, ret_scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """x [..., H*D + H] -> (states [..., H, D] re-normalised onto the sphere, log returns [..., H])."""
+def split_future(x: np.ndarray, *, horizon: int, dim: int, sigma) -> tuple[np.ndarray, np.ndarray]:
+    """x [..., H*D + H] -> (states [..., H, D] re-normalised onto the sphere, log returns
+    [..., H] rescaled by `sigma`, the unit of each state, shaped like a prefix of x's
+    leading axes (e.g. [S] for x [S, N, F]) or a scalar)."""
     states = x[..., : horizon * dim].reshape(*x.shape[:-1], horizon, dim)
     states = states / np.maximum(np.linalg.norm(states, axis=-1, keepdims=True), 1e-12)
-    return states, x[..., horizon * dim :] * ret_scale
+    unit = np.asarray(sigma, np.float64)
+    unit = unit.reshape(unit.shape + (1,) * (x.ndim - unit.ndim))
+    return states, x[..., horizon * dim :] * unit

@@ -94,22 +94,38 @@ def interpolate(x0: jax.Array, x1: jax.Array, s: jax.Array) -> jax.Array:
 
 
 def cfm_loss(
-    model: VectorField, x0: jax.Array, x1: jax.Array, h: jax.Array, s: jax.Array
+    model: VectorField, x0: jax.Array, x1: jax.Array, h: jax.Array, s: jax.Array, weights: jax.Array | None = None
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Conditional flow-matching loss on coupled pairs (Lipman et al. 2023; Tong et al. 2024).
 
     `x0: [B, D]` noise, `x1: [B, D]` data already coupled to it (`ot.coupling`), `h: [B, C]`
     the data's conditions, `s: [B]` flow times in [0, 1]. Regresses `v(x_s, s, h)` on the
-    straight-path velocity `x1 - x0`: `loss = mean_{b,d} (v - (x1 - x0))^2`.
-    Returns `(loss, {"mse", "target_ms"})`; `target_ms` = mean square of the target, the
-    loss of the zero field (so `mse / target_ms` is the unexplained share).
+    straight-path velocity `x1 - x0`: `loss = mean_{b,d} w_d (v - (x1 - x0))^2` with
+    `weights: [D]` of mean 1 (all ones by default). Each dim's regression has the same
+    minimiser whatever its weight; the weights decide where a finite network spends its
+    capacity. Returns `(loss, {"mse", "target_ms"})`; `target_ms` = the same weighted mean
+    square of the target, the loss of the zero field (so `mse / target_ms` is the
+    unexplained share).
     """
     x0 = jnp.asarray(x0, jnp.float32)
     x1 = jnp.asarray(x1, jnp.float32)
+    w = jnp.ones(x1.shape[-1], jnp.float32) if weights is None else jnp.asarray(weights, jnp.float32)
     target = x1 - x0
     v = model(interpolate(x0, x1, jnp.asarray(s, jnp.float32)), s, h)
-    mse = jnp.mean(jnp.square(v - target))
-    return mse, {"mse": mse, "target_ms": jnp.mean(jnp.square(target))}
+    mse = jnp.mean(w * jnp.square(v - target))
+    return mse, {"mse": mse, "target_ms": jnp.mean(w * jnp.square(target))}
+
+
+def loss_weights(*, horizon: int, state_dim: int, return_share: float):
+    """Per-dim weights `[H * (D + 1)]` (mean 1) that give the H return dims `return_share`
+    of the loss and the H * D state dims the rest."""
+    import numpy as np
+
+    x_dim = horizon * (state_dim + 1)
+    w = np.empty(x_dim, np.float32)
+    w[: horizon * state_dim] = (1.0 - return_share) * x_dim / (horizon * state_dim)
+    w[horizon * state_dim :] = return_share * x_dim / horizon
+    return w
 
 
 def build_model(config, *, x_dim: int, cond_dim: int, seed: int) -> VectorField:

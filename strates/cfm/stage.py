@@ -1,16 +1,27 @@
-"""`chaos train-cfm`: conditional flow matching of futures given the JEPA state.
+"""`chaos train-cfm`: conditional flow matching of futures given the JEPA state and the scale.
 
 Artifact `cfm` (parents: jepa, tokens, dataset): `checkpoints/<coupling>-m<k>/` (Orbax, one
-per ensemble member and per compared coupling), `scales.json`; its typed summary and
-metrics are in `strates.cfm.artifact`. Evaluation runs on the validation and test periods
-only, against two baselines on the same dates.
+per ensemble member and per compared coupling), `scales.json` (the scale features' windows
+and training statistics, the spread factor); its typed summary and metrics are in
+`strates.cfm.artifact`.
 
-The stage selects nothing: every flow trains a fixed number of steps and keeps its last
-parameters, the main coupling is the configured one, and all ensemble members are used,
-so its manifest records no `selected` range. Its validation scores (and the coupling x NFE
-table) are reports, not choices; they are measured only on the part of validation that no
-upstream artifact was fitted or selected on (after the JEPA's checkpoint-selection part),
-and the test period is checked against every upstream fitted and selected range.
+Futures are scale-free (`strates.cfm.scale`): returns in units of each asset's causal
+trailing volatility sigma_t, the flow conditioned on [h_t, scale features], and rescaled
+by sigma_t when sampled. Evaluation runs on the validation and test periods only, against
+three baselines on the same dates (Gaussian random walk with trailing volatility, bootstrap
+of the past, GARCH(1,1)-t refitted causally), and against the flow itself given a shuffled
+condition (if it is no better, the flow ignores its condition). Per horizon: CRPS, energy
+score, coverage at 50/80/90/95%, PIT histograms and the CRPS skill against each baseline
+with a block-bootstrap interval over dates.
+
+Fitting and selection: every flow trains a fixed number of steps and keeps its last
+parameters. With `eval.recalibrate` the stage fits one spread factor on the scored part of
+validation (`calibration.fit_spread`): that is a choice made on validation, so the manifest
+records it as a `selected` range; downstream consumers apply the factor to sampled returns
+(`Scales.spread`), and both the raw and the recalibrated futures are reported. Validation
+scores are measured only on the part of validation that no upstream artifact was fitted or
+selected on (after the JEPA's checkpoint-selection part), and the test period is checked
+against every upstream fitted and selected range.
 """
 
 from __future__ import annotations
@@ -60,26 +71,29 @@ def coupling_diagnostics(batches, kinds: tuple[Coupling, ...], *, steps: int = 4
     return tuple(out)
 
 
-def example_sampler(states: list[States], index: list[np.ndarray], config: Config, *, kind: Coupling, seed: int,
-                    ret_scale: float) -> Callable[..., dict[str, np.ndarray]]:
-    """batches(step) -> {x0, x1, h, s}: a minibatch of training futures with their
-    conditions, noise paired to them by the coupling `kind`, and flow times."""
+def example_sampler(states: list[States], index: list[np.ndarray], obs: list[np.ndarray], units: list[np.ndarray],
+                    config: Config, *, kind: Coupling, seed: int) -> Callable[..., dict[str, np.ndarray]]:
+    """batches(step) -> {x0, x1, h, s}: a minibatch of training futures (returns in units
+    of each state's sigma_t, `units`) with their conditions (the first D + k columns of the
+    observations `obs`: `scale.observation`), noise paired to them by the coupling `kind`,
+    and flow times."""
     from strates.cfm.ot import coupling
 
     pool = [(a, t) for a, ts in enumerate(index) for t in ts]
     assets = np.array([a for a, _ in pool])
     times = np.array([t for _, t in pool])
     horizon, batch = config.future.horizon, config.train.batch_size
+    c_dim = obs[0].shape[1] - 1
 
     def batches(step: int, with_perm: bool = False) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([seed, step])
         pick = rng.integers(0, len(pool), size=batch)
         x1 = np.empty((batch, horizon * states[0].h.shape[1] + horizon), np.float32)
-        h = np.empty((batch, states[0].h.shape[1]), np.float32)
+        h = np.empty((batch, c_dim), np.float32)
         for a in np.unique(assets[pick]):
             rows = np.nonzero(assets[pick] == a)[0]
-            x1[rows] = futures(states[a], times[pick][rows], horizon, ret_scale)
-            h[rows] = states[a].h[times[pick][rows]]
+            x1[rows] = futures(states[a], times[pick][rows], horizon, units[a])
+            h[rows] = obs[a][times[pick][rows], :c_dim]
         x0 = rng.standard_normal(x1.shape).astype(np.float32)
         perm = coupling(x0, x1, cond0=h, cond1=h, kind=kind, cond_weight=cond_weight(config, x1.shape[1]))
         out = {"x0": x0, "x1": x1[perm], "h": h[perm], "s": rng.uniform(size=batch).astype(np.float32)}
@@ -90,7 +104,7 @@ def example_sampler(states: list[States], index: list[np.ndarray], config: Confi
     return batches
 
 
-def _train_member(config, states, train_index, *, kind, member, ckpt, ret_scale, on_log=None):
+def _train_member(config, batches, *, x_dim: int, cond_dim: int, weights, member, ckpt, on_log=None):
     import jax
     from flax import nnx
 
@@ -98,33 +112,46 @@ def _train_member(config, states, train_index, *, kind, member, ckpt, ret_scale,
     from strates.core.train import train
 
     seed = config.train.seed + 1000 * member
-    d = states[0].h.shape[1]
-    model = build_model(config, x_dim=config.future.horizon * (d + 1), cond_dim=d, seed=seed)
+    model = build_model(config, x_dim=x_dim, cond_dim=cond_dim, seed=seed)
     graphdef, params = nnx.split(model, nnx.Param)
 
     def loss_fn(params, batch, key):
         del key
-        return cfm_loss(nnx.merge(graphdef, params), batch["x0"], batch["x1"], batch["h"], batch["s"])
+        return cfm_loss(nnx.merge(graphdef, params), batch["x0"], batch["x1"], batch["h"], batch["s"], weights)
 
-    batches = example_sampler(states, train_index, config, kind=kind, seed=seed, ret_scale=ret_scale)
-    result = train(loss_fn=loss_fn, params=params, batches=batches, config=dataclasses.replace(config.train, seed=seed),
-                   checkpoint_dir=ckpt, key=jax.random.key(seed), on_log=on_log)
+    result = train(loss_fn=loss_fn, params=params, batches=batches(seed),
+                   config=dataclasses.replace(config.train, seed=seed), checkpoint_dir=ckpt, key=jax.random.key(seed),
+                   on_log=on_log)
     return nnx.merge(graphdef, result.params), result
+
+
+def observe(states: list[States], config: Config, train_index: list[np.ndarray], horizon: int) -> Scales:
+    """The scale features' statistics fitted on the training states: the `Scales` of the
+    artifact (spread 1 until recalibrated)."""
+    from strates.cfm.scale import Conditioner, raw_features
+
+    feats = [raw_features(s.r, s.log_range, config.scale)[1][t] for s, t in zip(states, train_index, strict=True)]
+    return Scales(horizon=horizon, state_dim=int(states[0].h.shape[1]), scale=config.scale,
+                  conditioner=Conditioner.fit(np.concatenate(feats), config.scale))
 
 
 def build(job: Job[Config]) -> Output:
     """Train the flows (each compared coupling, the main one's ensemble) on the training
-    period, then score futures on the validation and test periods."""
+    period, then score futures on the validation and test periods against the baselines."""
+    from strates.cfm.model import loss_weights
+    from strates.cfm.scale import unit
     from strates.jepa.artifact import embed
 
     config, rep = job.config, job.reporter
     with rep.task("embedding every bar with the JEPA"):
         states, fold, _ = embed(job.ws, job.parent("jepa"))
     scored = scored_periods(fold, job.upstream())  # refuses a leaking test period
-    horizon = config.future.horizon
+    horizon, d = config.future.horizon, int(states[0].h.shape[1])
     train_index = period_index(states, fold.train.start, fold.train.end, horizon)
-    train_r = np.concatenate([s.r[t] for s, t in zip(states, train_index, strict=True)])
-    scales = Scales(ret_scale=float(train_r.std()), horizon=horizon, state_dim=int(states[0].h.shape[1]))
+    scales = observe(states, config, train_index, horizon)
+    obs = [o.h for o in scales.observe(states)]
+    units = [unit(s.r, config.scale) for s in states]
+    weights = loss_weights(horizon=horizon, state_dim=d, return_share=config.future.return_share)
     kinds = config.coupling.trained
     models: dict[Coupling, list] = {}
     histories = []
@@ -133,22 +160,28 @@ def build(job: Job[Config]) -> Output:
         for m in range(members):
             steps = config.train.steps
             with rep.task(f"training {kind} flow, member {m + 1}/{members} ({steps} steps)", total=steps) as update:
-                model, result = _train_member(config, states, train_index, kind=kind, member=m,
-                                              ckpt=job.folder(f"checkpoints/{kind}-m{m}"), ret_scale=scales.ret_scale,
-                                              on_log=training_log(update))
+                model, result = _train_member(
+                    config, lambda seed, kind=kind: example_sampler(states, train_index, obs, units, config, kind=kind,
+                                                                    seed=seed),
+                    x_dim=horizon * (d + 1), cond_dim=scales.cond_dim, weights=weights, member=m,
+                    ckpt=job.folder(f"checkpoints/{kind}-m{m}"), on_log=training_log(update))
             models.setdefault(kind, []).append(model)
             histories.append(artifact.MemberHistory(kind, m, tuple(result.history)))
-    with rep.task("scoring futures on the validation and test periods"):
-        periods, nfe = evaluate(config, models, states, scored, ret_scale=scales.ret_scale)
+    with rep.task("scoring futures against the random walk, the bootstrap and GARCH-t on validation and test"):
+        scoring = evaluate(config, models, states, obs, units, scored)
         couplings = coupling_diagnostics(
-            [example_sampler(states, train_index, config, kind=k, seed=config.train.seed, ret_scale=scales.ret_scale)
-             for k in kinds], kinds)
+            [example_sampler(states, train_index, obs, units, config, kind=k, seed=config.train.seed) for k in kinds],
+            kinds)
+    scales = dataclasses.replace(scales, spread=scoring.spread)
     job.writer.write_bytes("scales.json", scales.to_json())
-    metrics = artifact.Metrics(couplings=couplings, coupling_nfe=nfe, validation=periods.get("validation"),
-                               test=periods.get("test"))
+    metrics = artifact.Metrics(couplings=couplings, coupling_nfe=scoring.nfe, spread=scoring.spread,
+                               validation=scoring.periods.get("validation"), test=scoring.periods.get("test"),
+                               condition_used=scoring.condition_used)
     summary = artifact.Summary(couplings=kinds, main=config.coupling.kind, ensemble=config.ensemble, fold=fold.name,
                                history=tuple(histories))
-    return Output(metrics=to_dict(metrics), summary=to_dict(summary), fitted={"train": fold.train.to_dict()})
+    selected = {"spread": scored["validation"].to_dict()} if scoring.spread != 1.0 else {}
+    return Output(metrics=to_dict(metrics), summary=to_dict(summary), fitted={"train": fold.train.to_dict()},
+                  selected=selected)
 
 
 STAGE = Stage(kind=artifact.KIND, command=artifact.COMMAND, config=Config, build=build,
@@ -178,61 +211,159 @@ def scored_periods(fold: Fold, upstream: list[artifacts.Manifest]) -> dict[str, 
     return {"validation": Period(artifacts.first_unused(upstream, val.start, val.end), val.end), "test": test}
 
 
-def evaluate(config: Config, models: dict[Coupling, list], states: list[States], scored: dict[str, Period], *,
-             ret_scale: float) -> tuple[dict[str, artifact.PeriodScores], artifact.NfeTable | None]:
-    """Scores per period of `scored` (see `scored_periods`; a state's realised future lies
-    inside the same period), and on validation the coupling x NFE table."""
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """What `evaluate` measured: scores per period, the coupling x NFE table, the spread
+    factor fitted on validation (1: none) and whether the flow uses its condition."""
+
+    periods: dict[str, artifact.PeriodScores]
+    nfe: artifact.NfeTable | None
+    spread: float
+    condition_used: bool | None
+
+
+def _by_asset(pairs, fn) -> np.ndarray:
+    """`fn(a, times) -> [S_a, ...]` for each asset's scored times, reassembled in `pairs` order."""
+    assets = np.array([a for a, _ in pairs])
+    times = np.array([t for _, t in pairs])
+    out = None
+    for a in np.unique(assets):
+        rows = np.nonzero(assets == a)[0]
+        part = fn(int(a), times[rows])
+        if out is None:
+            out = np.empty((len(pairs), *part.shape[1:]), part.dtype)
+        out[rows] = part
+    assert out is not None
+    return out
+
+
+def baseline_paths(config: Config, states: list[States], pairs, *, n: int, horizon: int) -> dict[str, np.ndarray]:
+    """The baselines' return paths `[S, n, H]` for the scored `pairs` (asset, t), each from
+    the asset's returns up to t only: Gaussian random walk with trailing volatility, i.i.d.
+    bootstrap of the past, GARCH(1,1)-t refitted every `eval.garch_refit` bars."""
+    from strates.cfm import baselines, garch
+
+    seed, ev = config.train.seed, config.eval
+    return {
+        "random_walk": _by_asset(pairs, lambda a, t: baselines.gaussian_rw_paths(
+            states[a].r, t, n=n, horizon=horizon, vol_window=ev.vol_window, seed=[seed, a, 1])),
+        "bootstrap": _by_asset(pairs, lambda a, t: baselines.bootstrap_for_states(
+            states[a].r, t, n=n, horizon=horizon, seed=[seed, a, 2])),
+        "garch_t": _by_asset(pairs, lambda a, t: garch.garch_t_paths(
+            states[a].r, t, n=n, horizon=horizon, refit_every=ev.garch_refit, window=ev.garch_window or None,
+            seed=np.random.default_rng([seed, a, 3]))),
+    }
+
+
+def draw_paths(members: list, cond: np.ndarray, sigma: np.ndarray, *, key, n: int, nfe: int, method: str,
+               horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`n` futures per member for each condition `cond [S, D + k]` (common noise from `key`):
+    (raw draws `[K, S, n, x]`, future states `[S, K * n, H, D]` on the sphere, return paths
+    `[S, K * n, H]` rescaled by each state's unit `sigma [S]`)."""
+    from strates.cfm.sample import ensemble_sample
+
+    draws = np.asarray(ensemble_sample(members, cond, key=key, n=n, nfe=nfe, method=method))
+    x = draws.transpose(1, 0, 2, 3).reshape(len(cond), -1, draws.shape[-1])
+    d = (x.shape[-1] - horizon) // horizon
+    states, paths = split_future(x, horizon=horizon, dim=d, sigma=sigma)
+    return draws, states, paths
+
+
+def evaluate(config: Config, models: dict[Coupling, list], states: list[States], obs: list[np.ndarray],
+             units: list[np.ndarray], scored: dict[str, Period]) -> Scoring:
+    """Score the futures on each period of `scored` (see `scored_periods`; a state's
+    realised future lies inside the same period) against the baselines and against the
+    flow given a shuffled condition; fit the spread on validation (`eval.recalibrate`);
+    on validation, the coupling x NFE table."""
     import jax
 
-    from strates.cfm import baselines
+    from strates.cfm import calibration
     from strates.cfm import metrics as score
-    from strates.cfm.sample import disagreement, ensemble_sample
+    from strates.cfm.sample import disagreement
 
-    horizon, d = config.future.horizon, states[0].h.shape[1]
+    horizon = config.future.horizon
+    c_dim = obs[0].shape[1] - 1
     n = config.sample.futures
     main = models[config.coupling.kind]
-    out: dict[str, artifact.PeriodScores] = {}
+    horizons = tuple(sorted({1, max(1, horizon // 2), horizon}))
+    drawn: dict[str, dict] = {}
     nfe_table = None
     for period, span in scored.items():
-        index = period_index(states, span.start, span.end, horizon)
-        pairs = _scored_states(index, config.eval.max_states)
+        pairs = _scored_states(period_index(states, span.start, span.end, horizon), config.eval.max_states)
         if not pairs:
             continue
-        h = np.stack([states[a].h[t] for a, t in pairs])
+        cond = np.stack([obs[a][t, :c_dim] for a, t in pairs])
+        sigma = np.array([units[a][t] for a, t in pairs])
         realised = np.stack([states[a].r[t + 1 : t + 1 + horizon] for a, t in pairs])
         key = jax.random.key(config.train.seed + 7)
         per_member = max(1, n // len(main))
-        draws = np.asarray(ensemble_sample(main, h, key=key, n=per_member, nfe=config.sample.nfe,
-                                           method=config.sample.method))  # [K, S, n, x]
-        spread = np.asarray(disagreement(draws))
-        samples = draws.transpose(1, 0, 2, 3).reshape(len(pairs), -1, draws.shape[-1])
-        future_states, paths = split_future(samples, horizon=horizon, dim=d, ret_scale=ret_scale)
-        boot = np.stack([baselines.bootstrap_for_states(states[a].r, np.array([t]), n=samples.shape[1],
-                                                        horizon=horizon, seed=i)[0] for i, (a, t) in enumerate(pairs)])
-        walk = np.stack([baselines.gaussian_rw_paths(states[a].r, np.array([t]), n=samples.shape[1], horizon=horizon,
-                                                     vol_window=config.eval.vol_window, seed=i)[0]
-                         for i, (a, t) in enumerate(pairs)])
-        horizons = tuple(sorted({1, max(1, horizon // 2), horizon}))
-        shown = paths[:100]
-        out[period] = artifact.PeriodScores(
-            start=span.start, end=span.end, states=len(pairs), futures_per_state=int(samples.shape[1]),
-            cfm=score.path_scores(paths, realised, horizons=horizons),
-            bootstrap=score.path_scores(boot, realised, horizons=horizons),
-            gaussian_rw=score.path_scores(walk, realised, horizons=horizons),
-            diversity=artifact.Diversity(vendi=float(np.mean([score.vendi_score(p) for p in shown])),
-                                         effective_modes=float(np.mean([score.effective_modes(p) for p in shown]))),
-            sphere_norm_max_error=float(np.abs(np.linalg.norm(future_states, axis=-1) - 1).max()),
-            ensemble_disagreement=float(spread.mean()),
-        )
+        sample = config.sample
+        draws, future_states, paths = draw_paths(main, cond, sigma, key=key, n=per_member, nfe=sample.nfe,
+                                                 method=sample.method, horizon=horizon)
+        # the same noise and units, each state given another state's condition
+        shuffle = np.random.default_rng([config.train.seed, 11]).permutation(len(pairs))
+        shuffled = draw_paths(main, cond[shuffle], sigma, key=key, n=per_member, nfe=sample.nfe, method=sample.method,
+                              horizon=horizon)[2]
+        forecasts = {"cfm": paths, "cfm_shuffled": shuffled,
+                     **baseline_paths(config, states, pairs, n=paths.shape[1], horizon=horizon)}
+        drawn[period] = {"span": span, "dates": np.array([states[a].ts[t] for a, t in pairs]), "realised": realised,
+                         "forecasts": forecasts, "states": future_states,
+                         "spread": float(np.asarray(disagreement(draws)).mean())}
         if period == "validation":
             rows = []
             for kind, members in models.items():
                 cells = []
                 for nfe in NFE_TABLE:
-                    x = np.asarray(ensemble_sample(members[:1], h, key=key, n=n, nfe=nfe, method=Method.EULER))[0]
-                    _, p = split_future(x, horizon=horizon, dim=d, ret_scale=ret_scale)
+                    p = draw_paths(members[:1], cond, sigma, key=key, n=n, nfe=nfe, method=Method.EULER,
+                                   horizon=horizon)[2]
                     cells.append(artifact.NfeScore(nfe, float(score.crps_ensemble(p.sum(-1), realised.sum(-1)).mean()),
                                                    float(score.energy_score(p, realised).mean())))
                 rows.append(artifact.CouplingNfe(kind, tuple(cells)))
             nfe_table = artifact.NfeTable(method=Method.EULER, horizon=horizon, rows=tuple(rows))
-    return out, nfe_table
+    spread = 1.0
+    if config.eval.recalibrate and "validation" in drawn:
+        v = drawn["validation"]
+        spread = float(calibration.fit_spread(np.cumsum(v["forecasts"]["cfm"], -1), np.cumsum(v["realised"], -1)))
+        for p in drawn.values():
+            p["forecasts"]["cfm_recalibrated"] = calibration.widen(p["forecasts"]["cfm"], spread)
+    periods = {name: _period_scores(config, p, horizons) for name, p in drawn.items()}
+    val = periods.get("validation")
+    used = None if val is None else all(row[artifact.SHUFFLED].value > 0 for row in val.skill.values())
+    return Scoring(periods, nfe_table, spread, used)
+
+
+def _period_scores(config: Config, p: dict, horizons: tuple[int, ...]) -> artifact.PeriodScores:
+    """Scores, calibration and skill of one period's drawn futures (see `evaluate`)."""
+    from strates.cfm import calibration
+    from strates.cfm import metrics as score
+
+    realised, forecasts, dates = p["realised"], p["forecasts"], p["dates"]
+    rng = np.random.default_rng([config.train.seed, 13])
+    cum_y = np.cumsum(realised, -1)
+    crps: dict[str, dict[int, np.ndarray]] = {}
+    cals: dict[str, tuple[calibration.Calibration, ...]] = {}
+    for name, x in forecasts.items():
+        cum_x = np.cumsum(x, -1)
+        crps[name] = {h: score.crps_ensemble(cum_x[:, :, h - 1], cum_y[:, h - 1]) for h in horizons}
+        cals[name] = tuple(calibration.calibration(cum_x[:, :, h - 1], cum_y[:, h - 1], horizon=h, rng=rng)
+                           for h in horizons)
+
+    def skills(flow: str) -> dict[str, dict[str, calibration.Skill]]:
+        against = {**{b: b for b in artifact.BASELINES}, artifact.SHUFFLED: "cfm_shuffled"}
+        return {f"h{h}": {b: calibration.skill(crps[flow][h], crps[key][h], dates=dates,
+                                               replicates=config.eval.bootstrap_replicates, seed=config.train.seed)
+                          for b, key in against.items()}
+                for h in horizons}
+
+    shown = forecasts["cfm"][:100]
+    span = p["span"]
+    return artifact.PeriodScores(
+        start=span.start, end=span.end, states=len(realised), futures_per_state=int(forecasts["cfm"].shape[1]),
+        forecasts={name: score.path_scores(x, realised, horizons=horizons) for name, x in forecasts.items()},
+        calibration=cals, skill=skills("cfm"),
+        skill_recalibrated=skills("cfm_recalibrated") if "cfm_recalibrated" in forecasts else {},
+        diversity=artifact.Diversity(vendi=float(np.mean([score.vendi_score(x) for x in shown])),
+                                     effective_modes=float(np.mean([score.effective_modes(x) for x in shown]))),
+        sphere_norm_max_error=float(np.abs(np.linalg.norm(p["states"], axis=-1) - 1).max()),
+        ensemble_disagreement=p["spread"],
+    )

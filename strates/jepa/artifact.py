@@ -160,12 +160,14 @@ _typed = Jepa.of
 @dataclasses.dataclass(frozen=True)
 class States:
     """One asset's JEPA states: ts [N] datetime64[us] (naive UTC), h [N, D] float32 (unit
-    norm), r [N] float64 log returns of the same bars."""
+    norm), r [N] float64 log returns of the same bars, log_range [N] float64 their
+    log(high / low) (0 where the bars carry no range)."""
 
     asset: str
     ts: np.ndarray
     h: np.ndarray
     r: np.ndarray
+    log_range: np.ndarray
 
 
 class Embedded(NamedTuple):
@@ -212,7 +214,7 @@ def embed(ws: Workspace, jepa: Jepa | artifacts.Manifest) -> Embedded:
     scaler = MacroScaler.from_json(ws.read_bytes(f"{KIND}/{j.id}/macro_scaler.json"))
     model = load_model(ws, j, n_assets=len(sequences), n_macro=len(macro_names))
     hs = embed_sequences(model, sequences, scaler, interval_s=j.summary.interval_seconds)
-    states = [States(s.asset, s.ts, h, s.log_returns) for s, h in zip(sequences, hs, strict=True)]
+    states = [States(s.asset, s.ts, h, s.log_returns, s.log_range) for s, h in zip(sequences, hs, strict=True)]
     typed = data_artifact.read(dataset) if isinstance(dataset, artifacts.Manifest) else dataset
     return Embedded(states, typed.fold(j.summary.fold), typed)
 

@@ -25,7 +25,8 @@ from strates.data import artifact as data_artifact
 @dataclasses.dataclass(frozen=True)
 class Sequence:
     """One asset's bars. ts [N] datetime64[us] (UTC), codes [N] int32, macro [N, M] float32
-    (raw, NaN where unpublished), log_returns [N] float64, features [N, F] float32."""
+    (raw, NaN where unpublished), log_returns [N] float64, features [N, F] float32,
+    log_range [N] float64 (log(high / low) of each bar: 0 when the bars carry no range)."""
 
     asset: str
     index: int
@@ -34,6 +35,7 @@ class Sequence:
     macro: np.ndarray
     log_returns: np.ndarray
     features: np.ndarray
+    log_range: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +82,7 @@ def load_sequences(ws: Workspace, tokens: artifacts.Manifest
     table = token_table(ws, tokens)
     bars = load_bars(ws, dataset.manifest)
     macro_cols = tuple(c for c in bars.columns if c.startswith("macro_"))
-    joined = table.join(bars.select("asset", "ts", "close", *macro_cols), on=["asset", "ts"], how="left")
+    joined = table.join(bars.select("asset", "ts", "high", "low", "close", *macro_cols), on=["asset", "ts"], how="left")
     feature_cols = [c for c in table.columns if c.startswith("f_")]
     out = []
     for i, ((asset,), part) in enumerate(sorted(joined.group_by("asset"), key=lambda kv: kv[0][0])):
@@ -92,6 +94,7 @@ def load_sequences(ws: Workspace, tokens: artifacts.Manifest
             asset=asset, index=i, ts=part["ts"].dt.replace_time_zone(None).to_numpy(),
             codes=part["code"].to_numpy().astype(np.int32), macro=macro,  # nulls read as NaN
             log_returns=log_returns, features=part.select(feature_cols).to_numpy().astype(np.float32),
+            log_range=np.log(part["high"].to_numpy() / part["low"].to_numpy()),
         ))
     return out, tuple(c.removeprefix("macro_") for c in macro_cols), dataset
 

@@ -63,10 +63,11 @@ from strates.multiverse.config import DEFAULT_PRESET, PRESETS, Config
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-def _summaries(decider, x, universes, *, hc: int):
-    """Per state, from raw futures `x [B, U, N, F]` and the universes' states
-    `universes [B, U, D]`: effective modes [B], Lyapunov proxy [B], and quantiles of the
-    unperturbed universe's cumulative returns [B, H_cfm, 5]."""
+def _summaries(decider, x, universes, obs, *, hc: int):
+    """Per state, from raw futures `x [B, U, N, F]`, the universes' states
+    `universes [B, U, D]` and the unperturbed observation `obs [B, D + k + 1]`: effective
+    modes [B], Lyapunov proxy [B], and quantiles of the unperturbed universe's cumulative
+    returns [B, H_cfm, 5]."""
     import jax.numpy as jnp
 
     from strates.multiverse import crossing
@@ -78,7 +79,7 @@ def _summaries(decider, x, universes, *, hc: int):
     mean_states = states.mean(2)  # the extrinsic mean on the sphere: averaged, then projected back onto it
     mean_states = mean_states / jnp.maximum(jnp.linalg.norm(mean_states, axis=-1, keepdims=True), 1e-12)
     lyap = crossing.lyapunov(universes, mean_states)
-    cum = jnp.cumsum(x[:, 0, :, hc * d:] * decider.ret_scale, axis=-1)  # [B, N, H_cfm]
+    cum = jnp.cumsum(decider.returns_of(x[:, 0], obs), axis=-1)  # [B, N, H_cfm]
     fans = jnp.moveaxis(jnp.quantile(cum, jnp.array(QUANTILES), axis=1), 0, -1)
     return modes, lyap, fans
 
@@ -94,7 +95,8 @@ def decision_bars(valid: np.ndarray, budget: int) -> np.ndarray:
 
 def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, bars: np.ndarray
           ) -> dict[str, np.ndarray]:
-    """Multiverse Crossing at the decision times `bars [C]` of `h [T, A, D]`, around the
+    """Multiverse Crossing at the decision times `bars [C]` of the observations
+    `h [T, A, D + k + 1]` (`cfm.scale`: the JEPA state, the scale features, the unit), around the
     agent's walk `deterministic` (a `Walk` drawn with `walk_key`). Returns per (decision
     time, asset): actions `[C, A, U]`, directions, majority, consensus, bifurcation, flip
     (the noise floor's flip rate), effective_modes, lyapunov `[C, A]`, fan quantiles
@@ -105,12 +107,12 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
 
     from strates.multiverse import crossing
 
-    a_len, d = h.shape[1], h.shape[2]
+    a_len, d, width = h.shape[1], decider.state_dim, h.shape[2]
     m, u = config.universes, config.universes + 1
     pc = decider.config.planner
     n, f, hp = decider.futures_per_state, decider.x_dim, pc.horizon
     chunk = max(1, int(24e6 // (a_len * (u + m) * n * f)))
-    summarise = jax.jit(lambda x, uu: _summaries(decider, x, uu, hc=decider.cfm_horizon))
+    summarise = jax.jit(lambda x, uu, o: _summaries(decider, x, uu, o, hc=decider.cfm_horizon))
     perturb = jax.jit(jax.vmap(lambda hb, k: crossing.perturb(hb, key=k, m=m, sigma=config.sigma)))
     k_perturb, k_floor = jax.random.split(jax.random.key(config.seed))
     c_len = len(bars)
@@ -124,13 +126,16 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
         c = chunk if c_len > chunk else real  # one shape for every chunk: the last is padded, compiled once
         bc = np.concatenate([bars[s:s + real], np.full(c - real, bars[s + real - 1])])
         keys = jax.vmap(lambda t: jax.random.fold_in(k_perturb, t))(jnp.asarray(bc))
-        uu = perturb(jnp.asarray(h[bc], jnp.float32), keys)  # [c, A, U, D]
+        hb = jnp.asarray(h[bc], jnp.float32)  # [c, A, D + k + 1]
+        uu = perturb(hb[..., :d], keys)  # [c, A, U, D]: only the JEPA state is perturbed; the observed scale stays
+        ou = jnp.concatenate([uu, jnp.broadcast_to(hb[:, :, None, d:], (*uu.shape[:3], width - d))], axis=-1)
         noise = decider.bar_noise(walk_key, bc, a_len)  # universe 0's noise, shared by every universe
-        hf = np.repeat(h[bc], m, axis=1)  # the noise floor: M copies of universe 0 per asset [c, A*M, D]
+        hf = np.repeat(h[bc], m, axis=1)  # the noise floor: M copies of universe 0 per asset [c, A*M, D + k + 1]
         # one draw for the universes [c*A*U] and the floor copies [c*A*M] (fresh noise)
-        x_all = decider.draw(jnp.concatenate([uu.reshape(-1, d), jnp.asarray(hf.reshape(-1, d))]),
-                             jnp.concatenate([jnp.repeat(noise, u, axis=0), decider.bar_noise(k_floor, bc, a_len * m)]))
-        r_all, end_all = decider.planning_inputs(x_all)
+        o_all = jnp.concatenate([ou.reshape(-1, width), jnp.asarray(hf.reshape(-1, width))])
+        x_all = decider.draw(o_all, jnp.concatenate([jnp.repeat(noise, u, axis=0),
+                                                     decider.bar_noise(k_floor, bc, a_len * m)]))
+        r_all, end_all = decider.planning_inputs(x_all, o_all)
         v_all = decider.values(end_all)
         k = c * a_len * u
         x, r, v, rf, vf = x_all[:k], r_all[:k], v_all[:k], r_all[k:], v_all[k:]
@@ -147,7 +152,7 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
         d0 = crossing.directions(jnp.asarray(deterministic.actions[bc]), band=config.band)
         flips[s:s + real] = np.asarray(crossing.bifurcation(jnp.concatenate(
             [d0[..., None], crossing.directions(jnp.asarray(copies), band=config.band)], axis=-1)))[:real]
-        m_, l_, f_ = summarise(x.reshape(c * a_len, u, n, f), uu.reshape(c * a_len, u, d))
+        m_, l_, f_ = summarise(x.reshape(c * a_len, u, n, f), uu.reshape(c * a_len, u, d), hb.reshape(c * a_len, width))
         modes[s:s + real] = np.asarray(m_).reshape(c, a_len)[:real]
         lyap[s:s + real] = np.asarray(l_).reshape(c, a_len)[:real]
         fans[s:s + real] = np.asarray(f_).reshape(c, a_len, *f_.shape[1:])[:real]
@@ -183,7 +188,8 @@ def build(job: template.Job[Config]) -> template.Output:
     with rep.task("embedding every bar with the JEPA"):
         states = embed(ws, job.parent("jepa")).states
     decider = agent_artifact.load_decider(ws, am)
-    ts, h, valid, r_next, _ = backtest.clock(states, b.span, am.config.backtest.max_bars)  # the backtest's own clock
+    observed = agent_artifact.observations(ws, am, states)  # h_t, the scale features, the unit (what the flows read)
+    ts, h, valid, r_next, _ = backtest.clock(observed, b.span, am.config.backtest.max_bars)  # the backtest's own clock
     walk_key = jax.random.key(b.seed)
     if am.has_walk:  # the agent's own walk through the test period, as its backtest took it
         det, returns, values = agent_artifact.load_walk(ws, am)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from chaos_cli.app import app
 from strates.cfm import PRESETS, Config, artifact, run
 from strates.cfm.config import Coupling, Method
+from strates.cfm.scale import unit
 from strates.cfm.stage import scored_periods
 from strates.core import artifacts
 from strates.core.artifacts import LeakageError
@@ -45,7 +46,7 @@ def trained(tmp_path_factory):
     return ws, run(DEBUG, ws)
 
 
-def test_cfm_artifact_scores_against_both_baselines(trained):
+def test_cfm_artifact_scores_against_every_baseline(trained):
     ws, result = trained
     m = result.manifest
     assert m.stage == "cfm" and set(m.parents) == {"jepa", "tokens", "dataset"}
@@ -54,11 +55,25 @@ def test_cfm_artifact_scores_against_both_baselines(trained):
     for name in ("validation", "test"):
         p = c.metrics.period(name)
         assert p is not None and p.futures_per_state == 8 and p.states > 0
+        assert set(p.forecasts) == {key for key, _ in artifact.FORECASTS}
         for forecast, _ in artifact.FORECASTS:
             scores = p.forecast(forecast)
-            assert [h.horizon for h in scores.horizons] == [1, 2, 4]
+            assert scores is not None and [h.horizon for h in scores.horizons] == [1, 2, 4]
             for h in scores.horizons:
                 assert h.crps > 0 and 0 <= h.cov50 <= h.cov90 <= 1
+            cals = p.calibration[forecast]
+            assert [cal.horizon for cal in cals] == [1, 2, 4]
+            for cal in cals:
+                assert list(cal.coverage) == sorted(cal.coverage) and len(cal.pit) == 10
+                assert np.isclose(np.mean(cal.pit), 1.0)  # densities of equal bins average to 1
+        assert set(p.skill) == set(p.skill_recalibrated) == {"h1", "h2", "h4"}
+        for h, row in p.skill.items():
+            assert set(row) == {*artifact.BASELINES, artifact.SHUFFLED}
+            for b, s in row.items():
+                assert s.lo <= s.value <= s.hi
+                crps = {key: p.forecasts[key].at(int(h[1:])).crps for key, _ in artifact.FORECASTS}
+                base = crps["cfm_shuffled" if b == artifact.SHUFFLED else b]
+                assert np.isclose(s.value, 1 - crps["cfm"] / base)  # the skill is of the scores reported
         assert p.sphere_norm_max_error < 1e-5  # sampled states are back on the sphere
         assert p.ensemble_disagreement > 0  # two members, different seeds
         assert p.diversity.vendi >= 1
@@ -71,19 +86,32 @@ def test_cfm_artifact_scores_against_both_baselines(trained):
     # OT lowers the transport cost; the condition-aware cost keeps pairs closer in condition
     assert stats[Coupling.OT].transport_cost < stats[Coupling.INDEPENDENT].transport_cost
     assert stats[Coupling.COT].condition_distance < stats[Coupling.OT].condition_distance
-    assert "train" in m.fitted and m.selected == {}  # the cfm chooses nothing on validation
+    # the spread factor is the one choice made on validation: on its scored part
+    validation = c.metrics.validation
+    assert validation is not None and "train" in m.fitted
+    assert m.selected == {"spread": validation.period.to_dict()} and c.metrics.spread > 0
+    assert isinstance(c.metrics.condition_used, bool)
     names = {n.split("/")[1] for n in m.files if n.startswith("checkpoints/")}
     assert names == {h.name for h in c.summary.history} == {"cot-m0", "cot-m1", "ot-m0", "independent-m0"}
     assert c.summary.main == Coupling.COT and c.summary.couplings[0] == Coupling.COT and c.summary.ensemble == 2
     titles = [t.title for t in artifact.tables(c)]
-    assert len(titles) == 4 and titles[0].startswith("validation") and titles[1].startswith("test")
+    assert len(titles) == 6 and titles[0].startswith("validation") and titles[2].startswith("test")
+    assert "CRPS skill" in titles[1] and "CRPS skill" in titles[3]
 
 
 def test_flows_load_with_their_scales(trained):
     ws, result = trained
     flows, scales = artifact.load_flows(ws, artifact.read(result.manifest))
-    assert len(flows) == 2 and scales.horizon == DEBUG.future.horizon and scales.ret_scale > 0
-    assert scales.state_dim == JEPA_DEBUG.model.d_model
+    assert len(flows) == 2 and scales.horizon == DEBUG.future.horizon
+    assert scales.state_dim == JEPA_DEBUG.model.d_model and scales.spread == artifact.read(result.manifest).metrics.spread
+    assert scales.conditioner.names == DEBUG.scale.names and flows[0].cond_dim == scales.cond_dim
+    # what a consumer feeds the flows: h_t, the scale features (trained statistics), the log unit
+    states = jepa_artifact.embed(ws, jepa_artifact.load(ws, result.manifest.parents["jepa"])).states
+    observed = scales.observe(states)
+    d, k = scales.state_dim, len(scales.conditioner.names)
+    for s, o in zip(states, observed, strict=True):
+        assert o.h.shape == (len(s.ts), d + k + 1) and np.array_equal(o.h[:, :d], s.h) and np.all(np.isfinite(o.h))
+        assert np.allclose(np.exp(o.h[:, -1]), unit(s.r, DEBUG.scale), rtol=1e-5)
 
 
 def test_validation_is_scored_only_after_the_jepa_checkpoint_choice(trained):
@@ -96,9 +124,10 @@ def test_validation_is_scored_only_after_the_jepa_checkpoint_choice(trained):
     assert validation is not None and test is not None
     assert validation.period == Period(jepa.selected.end, fold.validation.end)
     assert test.period == fold.test
-    upstream = [c.manifest, *artifacts.ancestors(ws, c.manifest)]
+    upstream = artifacts.ancestors(ws, c.manifest)
     for scored in (validation, test):
         artifacts.check_disjoint(upstream, scored.start, scored.end, period="scored")
+    artifacts.check_disjoint([c.manifest], test.start, test.end, period="test")  # the spread was chosen before it
     # a test period that a model chose on is refused before anything is scored
     leaky = dataclasses.replace(fold, test=fold.validation)
     with pytest.raises(LeakageError, match=rf"{jepa.ref} was selected on 'validation'"):
@@ -112,6 +141,14 @@ def test_reuse_and_cli(trained):
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["reused"] and out["ref"] == result.manifest.ref
+    c = artifact.read(result.manifest)
+    assert set(out["skill"]) == {"validation", "test"}
+    for period, rows in out["skill"].items():
+        assert set(rows) == {"h1", "h2", "h4"}
+        for h, row in rows.items():
+            assert set(row) == set(artifact.BASELINES)
+            p = c.metrics.period(period)
+            assert p is not None and row == {b: p.skill[h][b].value for b in artifact.BASELINES}
     res = CliRunner().invoke(app, ["--workspace", ws.url, "train-cfm", "--preset", "debug", "--ensemble", "2"],
                              catch_exceptions=False)
     assert res.exit_code == 0 and "CRPS" in res.stdout and f"reused {result.manifest.ref}" in res.stdout, res.stdout
@@ -119,4 +156,4 @@ def test_reuse_and_cli(trained):
         res = CliRunner().invoke(app, ["--workspace", ws.url, "train-cfm", "--set", f"{field}=nearest"])
         assert res.exit_code == 2 and field in res.stderr and all(k.value in res.stderr for k in kind)
     validation = artifact.read(result.manifest).metrics.validation
-    assert validation is not None and np.isfinite(validation.cfm.energy_score)
+    assert validation is not None and np.isfinite(validation.forecasts["cfm"].energy_score)
