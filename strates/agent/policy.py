@@ -90,6 +90,11 @@ class Decider:
         self._decide = jax.jit(self._decide_impl)
 
     @property
+    def obs_dim(self) -> int:
+        """The width of an observation: the flow's condition (D + k) and the log unit."""
+        return self.flows[0].cond_dim + 1
+
+    @property
     def futures_per_state(self) -> int:
         return self.n_per_member * len(self.flows)
 

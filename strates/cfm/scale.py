@@ -12,7 +12,7 @@ Per asset and bar t (every quantity uses bars t and earlier only):
   start), at least `floor` x the RMS of all returns up to t, so stale prices cannot make it ~0.
 - `vol_<w>`: log(RMS of the last w returns / sigma_t), for each w in `windows`.
 - `range_<w>`: log(Parkinson volatility of the last w bars / sigma_t); Parkinson (1980):
-  sigma^2 = mean(log(high/low)^2) / (4 log 2). 0 for data without a range (close-only).
+  sigma^2 = mean(log(high/low)^2) / (4 log 2). 0 where the window holds no range (close-only data).
 - `last`: r_t / sigma_t, the standardised latest return (its sign and size: the ARCH term).
 
 All features are log ratios or ratios of the asset's own scales, so they do not depend on
@@ -84,11 +84,9 @@ def raw_features(r: np.ndarray, log_range: np.ndarray, config: ScaleConfig) -> t
     sigma = unit(r, config)
     cols = [np.log(np.maximum(trailing_rms(r, w), 1e-12) / sigma) for w in config.windows]
     rng = np.nan_to_num(np.asarray(log_range, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if np.any(rng > 0):
-        park = trailing_rms(rng, config.range_window) / math.sqrt(4.0 * math.log(2.0))
-        cols.append(np.log(np.maximum(park, 1e-3 * sigma) / sigma))
-    else:
-        cols.append(np.zeros_like(r))  # close-only data: no range to measure
+    park = trailing_rms(rng, config.range_window) / math.sqrt(4.0 * math.log(2.0))
+    # a window without any range (close-only data) measures nothing: 0, decided bar by bar
+    cols.append(np.where(park > 0, np.log(np.maximum(park, 1e-3 * sigma) / sigma), 0.0))
     cols.append(r / sigma)
     return sigma, np.stack(cols, axis=1)
 

@@ -142,8 +142,6 @@ def test_the_future_does_not_reach_the_past(t):
         assert not np.allclose(sigma2[t + 1:], sigma[t + 1:])
 
 
-@pytest.mark.xfail(strict=True, reason="raw_features decides 'close-only' on the whole series: a range that starts "
-                   "after t turns the range feature at bars <= t from 0 into log(1e-3)")
 def test_a_range_that_starts_later_does_not_change_earlier_bars():
     r, log_range = _bars(200, seed=8)
     t = 100

@@ -105,6 +105,9 @@ def test_gated_policies_walk_from_their_own_positions(debug_pipeline):
     t_len, a_len, d = 30, 2, decider.state_dim
     h = rng.standard_normal((t_len, a_len, d)).astype(np.float32)
     h /= np.linalg.norm(h, axis=-1, keepdims=True)
+    k = decider.obs_dim - d - 1  # observations: the state, scale features, the log unit (a 1% volatility)
+    h = np.concatenate([h, rng.standard_normal((t_len, a_len, k)).astype(np.float32) / np.sqrt(k),
+                        np.full((t_len, a_len, 1), np.log(0.01), np.float32)], axis=-1)
     valid = np.ones((t_len, a_len), bool)
     key = jax.random.key(3)
     returns, values = decider.inputs(h, key=key)
