@@ -21,9 +21,13 @@ MAX_LEGEND = 12  # assets named in a legend; with more, the lines go unnamed
 COLORS = {
     "agent": "#1f5fbf", "buy_and_hold": "#6b6b6b", "momentum": "#e08a1e", "random": "#a8a8a8",
     "deterministic": "#1f5fbf", "filtered": "#2a9d55", "sized": "#c0392b",
-    "cfm": "#1f5fbf", "bootstrap": "#e08a1e", "gaussian_rw": "#6b6b6b",
+    "cfm": "#1f5fbf", "cfm_recalibrated": "#17becf", "cfm_shuffled": "#8c564b", "random_walk": "#6b6b6b",
+    "bootstrap": "#e08a1e", "garch_t": "#7b3fa0",
     "train": "#2a9d55", "validation": "#e08a1e", "test": "#c0392b",
 }
+# names whose words alone would read badly; the rest are shown with "_" as " "
+LABELS = {"garch_t": "GARCH(1,1)-t", "cfm_recalibrated": "cfm, spread recalibrated",
+          "cfm_shuffled": "cfm, shuffled condition"}
 # the multiverse policies often coincide: dashes keep every line visible on top of the others
 LINESTYLES = {"filtered": (0, (5, 3)), "sized": (0, (1, 2))}
 SPAN_COLORS = {"train": "#d8efdf", "validation": "#fbe8cf", "test": "#f6d5d1"}
@@ -55,7 +59,7 @@ def _color(name: str, i: int) -> str:
 
 
 def _label(name: str) -> str:
-    return name.replace("_", " ")
+    return LABELS.get(name, name.replace("_", " "))
 
 
 def naive_utc(values: Any) -> np.ndarray:
@@ -180,30 +184,77 @@ def jepa_loss(history: Sequence[Mapping[str, float]], validation: Mapping[int, f
 
 
 # -- cfm ---------------------------------------------------------------------------------------
-def crps_ratio(periods: Mapping[str, Mapping[str, Mapping[int, float]]], *, dpi: int = 110) -> bytes:
-    """CRPS of the cumulative return at each horizon, divided by the Gaussian random walk's
-    on the same states, per period ({period: {forecast: {horizon: CRPS}}}); below 1 is better."""
-    names = ("cfm", "bootstrap", "gaussian_rw")
+def skill(periods: Mapping[str, Mapping[str, Mapping[str, tuple[float, float, float]]]], *,
+          dpi: int = 110) -> bytes:
+    """The flow's CRPS skill 1 − CRPS_cfm / CRPS_other of the cumulative return, one panel
+    per period ({period: {horizon: {other: (skill, lo, hi)}}}, `other` a forecast name such
+    as `random_walk` or `cfm_shuffled`): per horizon a point per forecast compared against,
+    with its interval [lo, hi] as an error bar, and a line at 0 (above: the flow is better).
+    A period with no horizon gets an empty panel saying so."""
+    if not periods:
+        raise ValueError("the skill figure needs at least one period ({period: {horizon: {other: (skill, lo, hi)}}})")
     with _figure(3.0, dpi=dpi) as fig:
-        axes = np.atleast_1d(fig.subplots(1, max(len(periods), 1), sharey=True))
-        for ax, (period, rows) in zip(axes, periods.items(), strict=False):
-            base = rows.get("gaussian_rw", {})
-            horizons = sorted(base)
+        axes = np.atleast_1d(fig.subplots(1, len(periods), sharey=True, squeeze=False)).ravel()
+        for ax, (period, rows) in zip(axes, periods.items(), strict=True):
+            horizons = list(rows)
+            others = list(dict.fromkeys(o for row in rows.values() for o in row))
             x = np.arange(len(horizons))
-            width = 0.8 / len(names)
-            ratios = {name: np.array([rows.get(name, {}).get(h, np.nan) / base[h] for h in horizons])
-                      for name in names}
-            for i, name in enumerate(names):
-                ax.bar(x + (i - 1) * width, ratios[name], width, label=_label(name), color=_color(name, i))
-            ax.axhline(1.0, color="#333333", lw=0.8)
-            ax.set_xticks(x, [f"h={h}" for h in horizons])
+            width = 0.7 / max(len(others), 1)
+            for i, other in enumerate(others):
+                cells = np.array([rows[h].get(other, (np.nan, np.nan, np.nan)) for h in horizons], dtype=float)
+                value, lo, hi = cells.T
+                # an interval that misses its point (it cannot, from a percentile bootstrap) draws no negative bar
+                err = np.vstack([np.maximum(value - lo, 0.0), np.maximum(hi - value, 0.0)])
+                ax.errorbar(x + (i - (len(others) - 1) / 2) * width, value, yerr=err, fmt="o", ms=4.5, capsize=3,
+                            lw=1.1, color=_color(other, i), label=_label(other))
+            ax.axhline(0.0, color="#333333", lw=0.8)
+            ax.set_xticks(x, [str(h) for h in horizons])
+            ax.set_xlim(-0.5, max(len(horizons), 1) - 0.5)
+            ax.set_xlabel("horizon")
             ax.set_title(period)
             ax.grid(axis="x", visible=False)
-            finite = np.concatenate([r[np.isfinite(r)] for r in ratios.values()])
-            lo = float(finite.min()) if finite.size else 0.9
-            ax.set_ylim(min(0.9, lo - 0.03), None)
-        axes[0].set_ylabel("CRPS / Gaussian RW CRPS")
-        axes[-1].legend(frameon=False, loc="upper right")
+            if not horizons:
+                ax.text(0.5, 0.5, "no skill recorded", transform=ax.transAxes, ha="center", va="center",
+                        color="#555555")
+        axes[0].set_ylabel("CRPS skill of the cfm (> 0: better)")
+        handles = max((ax.get_legend_handles_labels() for ax in axes), key=lambda hl: len(hl[0]))
+        if handles[0]:
+            fig.legend(*handles, loc="outside upper center", ncols=len(handles[0]), frameon=False,
+                       title="against", title_fontsize=8.5)
+        return _png(fig, dpi)
+
+
+def pit(periods: Mapping[str, Mapping[str, Sequence[float]]], *, horizon: int, dpi: int = 110) -> bytes:
+    """PIT histograms at one `horizon`: a row per period and a panel per forecast
+    ({period: {forecast: densities}}, the densities of equal-width bins on [0, 1], as
+    `strates.cfm.calibration.pit_histogram` stores them), drawn as bars with the uniform
+    density 1 marked. A hump in the middle: the futures are too wide; a U: too narrow; a
+    slope: biased. The panels share the y axis so their shapes compare."""
+    forecasts = list(dict.fromkeys(f for row in periods.values() for f in row))
+    if not forecasts:
+        raise ValueError("the PIT figure needs at least one period with a forecast ({period: {forecast: densities}})")
+    with _figure(1.0 + 2.0 * len(periods), dpi=dpi) as fig:
+        axes = np.array(fig.subplots(len(periods), len(forecasts), sharex=True, sharey=True, squeeze=False))
+        for r, (period, row) in enumerate(periods.items()):
+            for c, name in enumerate(forecasts):
+                ax = axes[r, c]
+                density = np.asarray(row.get(name, ()), dtype=float)
+                if density.size:
+                    edges = np.linspace(0.0, 1.0, density.size + 1)
+                    ax.bar(edges[:-1], density, width=np.diff(edges), align="edge", color=_color(name, c),
+                           alpha=0.75, edgecolor="white", lw=0.6)
+                else:
+                    ax.text(0.5, 0.5, "not scored", transform=ax.transAxes, ha="center", va="center",
+                            color="#555555")
+                ax.axhline(1.0, color="#333333", lw=0.9, ls="--")
+                ax.set_xlim(0.0, 1.0)
+                ax.set_title(f"{period} · {_label(name)}", fontsize=9)
+                ax.grid(axis="x", visible=False)
+                if c == 0:
+                    ax.set_ylabel("density")
+                if r == len(periods) - 1:
+                    ax.set_xlabel(f"PIT of the cumulative return at h={horizon}")
+        axes[0, 0].set_ylim(0.0, None)
         return _png(fig, dpi)
 
 

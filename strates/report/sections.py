@@ -170,6 +170,9 @@ def jepa(src: Sources) -> Section:
 
 
 # -- 4. cfm -------------------------------------------------------------------------------
+PIT_FORECASTS = ("cfm", "cfm_recalibrated", "garch_t")  # the PIT figure's panels, where scored
+
+
 def cfm(src: Sources) -> Section:
     title = "Strate III: conditional flow matching"
     c = src.cfm
@@ -182,26 +185,79 @@ def cfm(src: Sources) -> Section:
                     f"{cfg.sample.method} with NFE {integer(cfg.sample.nfe)}"),
         ("ensemble", integer(c.summary.ensemble)),
         ("fitted on", fitted_on(c.manifest)),
-        ("selected on", selected_on(c.manifest, chooses=False)),
+        ("selected on", selected_on(c.manifest, chooses=mt.spread != 1.0)),
+        ("spread recalibration", recalibration(c)),
+        ("uses its condition", condition_check(c)),
     ])]
-    scored: dict[str, dict[str, dict[int, float]]] = {}
+    skills: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {}
+    pits: dict[str, dict[str, tuple[float, ...]]] = {}
+    pit_horizon = 0
     for name in ("validation", "test"):
         p = mt.period(name)
         scores = cfm_artifact.scores_table(c, name)
         if p is None or scores is None:
             blocks.append(Text(f"{name}: not recorded (no state to score).", muted=True))
             continue
-        blocks.append(scores)
+        blocks.append(Heading(name))
+        blocks += [t for t in (scores, cfm_artifact.skill_table(c, name), cfm_artifact.calibration_table(c, name))
+                   if t is not None]
         blocks.append(Text(f"{name}: largest |‖state‖ − 1| of sampled states {num(p.sphere_norm_max_error)}.",
                            muted=True))
-        scored[name] = {key: {h.horizon: h.crps for h in p.forecast(key).horizons} for key, _ in cfm_artifact.FORECASTS}
-    if scored:
-        blocks.append(Figure("cfm-crps", figures.crps_ratio(scored, dpi=src.config.dpi),
-                             "CRPS of each forecast divided by the Gaussian random walk's at each horizon (below 1: "
-                             "better than the random walk)."))
+        skills[name] = skill_points(p)
+        last = {key: max(p.calibration[key], key=lambda cal: cal.horizon) for key in PIT_FORECASTS
+                if p.calibration.get(key)}
+        if last:
+            pits[name] = {key: cal.pit for key, cal in last.items()}
+            pit_horizon = max(cal.horizon for cal in last.values())
+    if any(skills.values()):
+        level = next(s.level for p in (mt.validation, mt.test) if p is not None for row in p.skill.values()
+                     for s in row.values())
+        blocks.append(Figure("cfm-skill", figures.skill(skills, dpi=src.config.dpi),
+                             "CRPS skill 1 − CRPS_cfm / CRPS_other of the cumulative log return at each horizon, "
+                             "against each baseline and against the flow itself given a shuffled condition (same "
+                             f"noise and units), on the same states; error bars: {level:.0%} intervals of a paired "
+                             "stationary block bootstrap over dates. Above 0 (the line) the flow is better."))
+    if pits:
+        blocks.append(Figure("cfm-pit", figures.pit(pits, horizon=pit_horizon, dpi=src.config.dpi),
+                             f"PIT histograms of the cumulative log return at the last horizon (h={pit_horizon}): "
+                             "where each realised return falls among its futures, in 10 equal bins on [0, 1]. A "
+                             "calibrated forecast is flat at density 1 (dashed); a hump in the middle means the "
+                             "futures are too wide, a U shape too narrow, a slope biased. The recalibrated flow's "
+                             "spread was fitted on validation, so its validation histogram is in-sample."))
     blocks += [t for t in (cfm_artifact.nfe_table(c), cfm_artifact.couplings_table(c)) if t is not None]
     blocks.extend(fan_charts(src))
     return Section("cfm", title, tuple(blocks))
+
+
+def recalibration(c: cfm_artifact.Cfm) -> str:
+    """The spread factor the flow's futures are widened by (fitted on validation), or why none."""
+    if not c.config.eval.recalibrate:
+        return "none (eval.recalibrate is off)"
+    if c.metrics.validation is None:
+        return "none (validation was not scored, so no factor was fitted)"
+    return (f"factor {c.metrics.spread:.3f} on every future's deviation from its state's mean, fitted on validation "
+            "(downstream stages sample with it)")
+
+
+def condition_check(c: cfm_artifact.Cfm) -> str:
+    """Whether the flow beats itself given a shuffled condition at every validation horizon
+    (`Metrics.condition_used`), with the skill at each horizon."""
+    answer = c.metrics.condition_used
+    v = c.metrics.validation
+    if answer is None or v is None:
+        return f"{MISSING} (validation was not scored)"
+    row = ", ".join(f"{h} {s[cfm_artifact.SHUFFLED].value:+.3f}" for h, s in v.skill.items()
+                    if cfm_artifact.SHUFFLED in s)
+    return (f"the flow beats itself given a shuffled condition at every validation horizon: {text(answer)} "
+            f"(CRPS skill against the shuffled condition: {row})")
+
+
+def skill_points(p: cfm_artifact.PeriodScores) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """{horizon: {forecast: (skill, lo, hi)}} of the flow against each baseline and against
+    itself given a shuffled condition (named `cfm_shuffled`, the forecast it is scored on)."""
+    against = [*cfm_artifact.BASELINES, cfm_artifact.SHUFFLED]
+    return {h: {("cfm_shuffled" if b == cfm_artifact.SHUFFLED else b): (row[b].value, row[b].lo, row[b].hi)
+                for b in against if b in row} for h, row in p.skill.items()}
 
 
 def fan_charts(src: Sources) -> list[Block]:

@@ -72,13 +72,15 @@ def test_every_figure_function_returns_png_bytes():
              ("test", T0 + dt.timedelta(hours=60), T0 + dt.timedelta(hours=100))]
     history = [{"step": s, "loss": 1 / s, "mse": 0.8 / s, "pred": 0.9 / s, "variance": 0.1, "covariance": 0.2}
                for s in range(10, 110, 10)]
-    crps = {1: 0.01, 4: 0.02}
+    skill = {"h1": {"random_walk": (0.05, 0.01, 0.09), "garch_t": (-0.02, -0.06, 0.01)},
+             "h4": {"random_walk": (0.02, -0.01, 0.05), "garch_t": (-0.04, -0.09, 0.0)}}
     pngs = [
         figures.prices(bars, spans, dpi=50, max_points=60),
         figures.tokenizer({"train": {"ret": 0.9, "body": 0.95}, "validation": {"ret": 0.85, "body": 0.93}}, history,
                           dpi=50),
         figures.jepa_loss(history, {50: 0.2, 100: 0.1}, selected=100, dpi=50),
-        figures.crps_ratio({"validation": {"cfm": crps, "bootstrap": crps, "gaussian_rw": crps}}, dpi=50),
+        figures.skill({"validation": skill, "test": skill}, dpi=50),
+        figures.pit({"validation": {"cfm": (0.5, 1.5, 1.0, 1.0), "garch_t": (1.0, 1.0, 1.0, 1.0)}}, horizon=4, dpi=50),
         figures.fans(_fans(), assets=4, times=3, dpi=50),
         figures.equity(_equity(("agent", "buy_and_hold")), strategies=("agent",), highlight="agent", dpi=50),
         figures.heatmaps(_decisions(), bins=10, dpi=50),  # 30 decision times averaged into 10 columns
@@ -94,6 +96,15 @@ def test_figures_cope_with_degenerate_inputs():
     assert figures.distributions(flat, threshold=None, dpi=40).startswith(PNG)
     assert figures.equity(_equity(("deterministic",), n=1), dpi=40).startswith(PNG)
     assert figures.fans(_fans(n=1, horizon=1), assets=1, times=3, dpi=40).startswith(PNG)
+    # a period without horizons, a NaN interval, a forecast not scored in one period: drawn, not raised
+    nan = float("nan")
+    assert figures.skill({"validation": {"h1": {"bootstrap": (0.1, nan, nan)}}, "test": {}}, dpi=40).startswith(PNG)
+    assert figures.pit({"validation": {"cfm": (2.0, 0.0)}, "test": {"garch_t": (1.0, 1.0)}}, horizon=1,
+                       dpi=40).startswith(PNG)
+    with pytest.raises(ValueError, match="at least one period"):
+        figures.skill({}, dpi=40)
+    with pytest.raises(ValueError, match="at least one period with a forecast"):
+        figures.pit({"validation": {}}, horizon=1, dpi=40)
 
 
 def test_thin_keeps_the_ends():
@@ -208,13 +219,14 @@ def test_report_has_every_section_and_figure_and_nothing_external(built):
     for rel in linked:
         assert rel in m.files and ws.read_bytes(f"report/{m.id}/{rel}").startswith(PNG)
     names = {f.removeprefix("figures/").removesuffix(".png") for f in m.summary["figures"]}
-    assert names >= {"data-prices", "tokenizer", "jepa-loss", "cfm-crps", "cfm-fans", "agent-equity-test",
+    assert names >= {"data-prices", "tokenizer", "jepa-loss", "cfm-skill", "cfm-pit", "cfm-fans", "agent-equity-test",
                      "multiverse-heatmaps", "multiverse-distribution", "multiverse-equity"}
 
 
 def test_report_shows_the_strates_own_tables(built):
     """Each table is defined once, by its strate: the report shows the very rows its CLI prints."""
     from strates.agent import artifact as agent_artifact
+    from strates.cfm import artifact as cfm_artifact
     from strates.data import artifact as data_artifact
     from strates.fsq import artifact as fsq_artifact
     from strates.jepa import artifact as jepa_artifact
@@ -224,10 +236,16 @@ def test_report_shows_the_strates_own_tables(built):
     page, _ = _files(ws, result.manifest)
     m = {kind: artifacts.resolve(ws, aid, stage=kind) for kind, aid in result.manifest.parents.items()}
     agent, mv = agent_artifact.read(m["agent"]), multiverse_artifact.read(m["multiverse"])
+    c = cfm_artifact.read(m["cfm"])
+    cfm_tables = [t for name in ("validation", "test") for t in (cfm_artifact.scores_table(c, name),
+                  cfm_artifact.skill_table(c, name), cfm_artifact.calibration_table(c, name)) if t is not None]
+    assert len(cfm_tables) == 6  # the debug pipeline scores both periods
+    assert re.search(r"beats itself given a shuffled condition at every validation horizon: (yes|no) ", page)
+    assert f"factor {c.metrics.spread:.3f}" in page
     shown = [*data_artifact.tables(data_artifact.read(m["dataset"])),
              *fsq_artifact.tables(fsq_artifact.read_tokenizer(m["tokenizer"]), fsq_artifact.read_tokens(m["tokens"])),
              *jepa_artifact.tables(jepa_artifact.read(m["jepa"])), *agent_artifact.tables(agent),
-             *multiverse_artifact.tables(mv)]
+             *multiverse_artifact.tables(mv), *cfm_artifact.tables(c), *cfm_tables]
     for t in shown:
         assert table_html(t) in page, t.title
     assert len(agent_artifact.tables(agent)) >= 1 and len(multiverse_artifact.tables(mv)) == 4
