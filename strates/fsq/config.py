@@ -71,12 +71,23 @@ class DataConfig:
     """How training windows are cut and features computed."""
 
     window: int = 256  # bars per training window
+    # Bars (not days: the estimate's noise depends on the count of returns) in the trailing
+    # volatility and mean range that make `ret_z` and `range_z` scale-free (strates.fsq.features).
+    # 64: the RMS of 64 returns is within about 1/sqrt(2 * 64) = 9% of the level for Gaussian
+    # returns, and a new volatility level is absorbed within 64 bars: about a quarter of daily
+    # bars, 2.7 days of 24/7 hourly bars, shorter than the embedded regimes (150-600 bars).
+    vol_window: int = 64
     volume_window: int = 24  # bars in the trailing volume mean of `rel_volume`
     clip_quantile: float = 0.001  # features clipped to training [q, 1 - q] quantiles
 
     def __post_init__(self):
         if self.window < 8:
             raise ConfigError(f"data.window must be >= 8 bars, got {self.window}", field="data.window")
+        if self.vol_window < 4:
+            raise ConfigError(
+                f"data.vol_window must be >= 4 bars (features are standardised once 4 earlier bars exist), "
+                f"got {self.vol_window}", fix="e.g. --set data.vol_window=64", field="data.vol_window",
+            )
         if not 0.0 <= self.clip_quantile < 0.5:
             raise ConfigError(
                 f"data.clip_quantile must be in [0, 0.5), got {self.clip_quantile}", field="data.clip_quantile"

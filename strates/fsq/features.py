@@ -1,15 +1,39 @@
 """Per-bar causal features from OHLCV, and their normalisation fitted on the training period.
 
-Features (each uses bar t and earlier bars only):
+Features (each uses bar t and earlier bars only; w = `vol_window`, v = `volume_window`):
 
 | name | definition |
 | ---- | ---------- |
-| `ret` | log(close_t / close_{t-1}); for an asset's first bar log(close / open) |
-| `log_range` | log(high / low) |
+| `ret_z` | r_t / max(s_{t-1}, EPS): the log return standardised by the trailing volatility of the previous bars |
+| `range_z` | log(max(R_t, KAPPA M') / M'), M' = max(M_{t-1}, EPS): the log range relative to its trailing mean |
 | `body` | (close - open) / (high - low), in [-1, 1]; 0 when high = low |
 | `upper_wick` | (high - max(open, close)) / (high - low), in [0, 1]; 0 when high = low |
 | `lower_wick` | (min(open, close) - low) / (high - low), in [0, 1]; 0 when high = low |
-| `rel_volume` | log((volume + 1) / (mean of the previous `volume_window` volumes + 1)); 0 for the first bar |
+| `rel_volume` | log((volume + 1) / (mean of the previous v volumes + 1)); 0 for the first bar |
+
+with, per asset:
+
+- r_t = log(close_t / close_{t-1}); for the asset's first bar log(close / open);
+- s_{t-1} = sqrt(mean of r_j^2 over j = t-w .. t-1), the root mean square of the previous w
+  returns (bar t's own return is not in it, so `ret_z` is the standardised innovation);
+- R_t = log(high_t / low_t) and M_{t-1} = mean of R_j over j = t-w .. t-1.
+
+Why: log(close/close) and log(high/low) carry the absolute volatility level, so a tokenizer
+and a JEPA fitted on a turbulent training period learn that period's scale and carry it into
+calmer years (issue 13). Dividing by a causal trailing level makes both scale-free:
+multiplying every log return (and log range) by a constant c leaves them unchanged, and
+after a shift of the volatility level they return to their usual distribution within w bars.
+`range_z` is measured against the trailing mean *range* rather than the trailing return
+volatility: it compares like with like, so it does not depend on how an instrument's bar
+range relates to its close-to-close volatility (overnight gaps, intrabar sampling), and the
+mean range is a less noisy level than the RMS of returns (Parkinson, J. Business 1980).
+KAPPA = e^-4 bounds `range_z` below at -4 (a bar with high = low); EPS = 1e-8 (log-return
+units) only guards against dividing by zero after a run of flat bars.
+
+Warm-up: the trailing windows expand from the asset's first bar (j = 0 .. t-1 while t < w),
+and a bar is standardised once WARMUP = 4 earlier bars exist; before that `ret_z` and
+`range_z` are 0 (the mean). A level from 4 returns is noisy (ret_z is then roughly
+Student-t with 4 degrees of freedom) but finite; the quantile clipping below bounds it.
 
 Normalisation (`Normalizer`): per feature, values are clipped to the [q, 1 - q] quantiles of
 the training period (q = `clip_quantile`, default 0.001: heavy tails stay heavy but cannot
@@ -26,23 +50,41 @@ import json
 
 import numpy as np
 
-FEATURES: tuple[str, ...] = ("ret", "log_range", "body", "upper_wick", "lower_wick", "rel_volume")
+FEATURES: tuple[str, ...] = ("ret_z", "range_z", "body", "upper_wick", "lower_wick", "rel_volume")
+WARMUP = 4  # earlier bars needed before `ret_z` and `range_z` are standardised (0 before)
+KAPPA = float(np.exp(-4.0))  # `range_z` >= log(KAPPA) = -4
+EPS = 1e-8  # floor of the trailing levels, log-return units
 
 
-def raw_features(bars, *, volume_window: int = 24):
-    """`bars` sorted by (asset, ts) -> polars DataFrame `asset, ts, *FEATURES` (Float64)."""
+def raw_features(bars, *, vol_window: int = 64, volume_window: int = 24):
+    """`bars` sorted by (asset, ts) -> polars DataFrame `asset, ts, *FEATURES` (Float64).
+
+    `vol_window`: bars in the trailing levels of `ret_z` and `range_z` (w in the module
+    docstring); `volume_window`: bars in the trailing volume mean of `rel_volume`."""
     import polars as pl
 
     o, h, lo, c, v = (pl.col(n) for n in ("open", "high", "low", "close", "volume"))
     rng = h - lo
     safe = pl.when(rng > 0).then(rng).otherwise(None)
-    prev_close = c.shift(1).over("asset")
     trailing = v.shift(1).rolling_mean(volume_window, min_samples=1).over("asset")
-    return bars.select(
+    # r_t and R_t first: their own per-asset shift cannot nest inside the trailing means' window
+    r, big_r = pl.col("_r"), pl.col("_R")
+    with_returns = bars.with_columns(
+        (c / pl.coalesce(c.shift(1).over("asset"), o)).log().alias("_r"), (h / lo).log().alias("_R"))
+
+    def previous_mean(x: pl.Expr) -> pl.Expr:
+        # mean over bars t-w .. t-1 (fewer at the start); nulls (bar 0's shift) are skipped
+        return x.shift(1).rolling_mean(vol_window, min_samples=1).over("asset")
+
+    warm = pl.int_range(pl.len()).over("asset") >= WARMUP
+    level = pl.max_horizontal(previous_mean(r * r).sqrt(), pl.lit(EPS))
+    mean_range = pl.max_horizontal(previous_mean(big_r), pl.lit(EPS))
+    return with_returns.select(
         "asset",
         "ts",
-        (c / pl.coalesce(prev_close, o)).log().alias("ret"),
-        (h / lo).log().alias("log_range"),
+        pl.when(warm).then(r / level).otherwise(0.0).alias("ret_z"),
+        pl.when(warm).then((pl.max_horizontal(big_r, KAPPA * mean_range) / mean_range).log())
+        .otherwise(0.0).alias("range_z"),
         ((c - o) / safe).fill_null(0.0).alias("body"),
         ((h - pl.max_horizontal(o, c)) / safe).fill_null(0.0).alias("upper_wick"),
         ((pl.min_horizontal(o, c) - lo) / safe).fill_null(0.0).alias("lower_wick"),
@@ -105,7 +147,16 @@ class Normalizer:
 
 
 def series_by_asset(frame, normalizer: Normalizer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{asset: (ts [N] datetime64[us], normalised features [N, F] float32)} in asset order."""
+    """{asset: (ts [N] datetime64[us], normalised features [N, F] float32)} in asset order.
+    Refuses a normaliser fitted on other features (a tokenizer trained before a feature changed)."""
+    if tuple(normalizer.names) != FEATURES:
+        from strates.core.errors import InvalidInput
+
+        raise InvalidInput(
+            f"the tokenizer was fitted on features {list(normalizer.names)}, but this version computes "
+            f"{list(FEATURES)}", rule="stale-tokenizer",
+            fix="train a new tokenizer on this dataset (chaos tokenize without --tokenizer)",
+        )
     out = {}
     for (asset,), part in frame.group_by("asset", maintain_order=True):
         ts = part["ts"].dt.replace_time_zone(None).to_numpy()

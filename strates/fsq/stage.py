@@ -58,7 +58,8 @@ def _features(job: template.Job, config: Config, rep: Reporter):
     from strates.data.ingest import load_bars
 
     with rep.task("computing features"):
-        return raw_features(load_bars(job.ws, job.parent("dataset")), volume_window=config.data.volume_window)
+        return raw_features(load_bars(job.ws, job.parent("dataset")), vol_window=config.data.vol_window,
+                            volume_window=config.data.volume_window)
 
 
 # -- the tokenizer -------------------------------------------------------------------------

@@ -110,8 +110,21 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ProbeConfig:
+    """The probes' targets and baselines (`strates.jepa.probe`). The volatility target is
+    log realised volatility over the next `horizon` bars minus log RMS of the last
+    `vol_window` returns up to t: with both 24, the next day's against the last day's on
+    hourly bars, measured with the same number of returns on each side."""
+
     horizon: int = 24  # bars ahead for realised volatility and return sign
     raw_window: int = 24  # bars of raw features in the trailing-window baseline
+    vol_window: int = 24  # bars in the trailing volatility level the volatility target is relative to
+
+    def __post_init__(self):
+        if self.vol_window < 2:
+            raise ConfigError(
+                f"probe.vol_window must be >= 2 bars (a trailing RMS of returns), got {self.vol_window}",
+                fix="e.g. --set probe.vol_window=24", field="probe.vol_window",
+            )
 
 
 @dataclasses.dataclass(frozen=True)

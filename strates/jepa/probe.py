@@ -4,11 +4,19 @@
   embedding matrix [N, D]); 1 means collapse to a line, D means full rank.
 - Linear probes, fitted on training-period states and scored on later states (the
   diagnostic part of validation, which chose nothing; see `strates.jepa.stage`):
-  next-`horizon` realised volatility, log(sqrt(mean of squared log returns over bars
-  t+1..t+h)), by ridge regression (R²), and the sign of the return over t+1..t+h by
-  ridge-regularised logistic regression (accuracy, and the majority-class rate as the
-  floor). The same probes run on the raw features at t and on a trailing window of raw
-  features, so the representation is compared with simple baselines.
+  next-`horizon` realised volatility relative to its trailing level (`forward_targets`) by
+  ridge regression (R²), and the sign of the return over t+1..t+h by ridge-regularised
+  logistic regression (accuracy, and the majority-class rate as the floor). The same probes
+  run on the raw features at t and on a trailing window of raw features, so the
+  representation is compared with simple baselines.
+
+The volatility target is scale-free: log(RV over t+1..t+h) - log(RMS of the returns over
+t-w+1..t). An absolute level, log RV, is mostly the period's own volatility: a probe fitted
+on a turbulent training period and scored on a calm one is then judged on how well it
+extrapolates the level (the review of issue 13 measured R² = -1.78 on a daily index panel),
+and inputs made scale-free (`strates.fsq.features`) could not carry that level anyway. The
+relative target asks what the state can know: whether volatility is about to rise or fall
+from where it has been, and it is unchanged when every return is multiplied by a constant.
 """
 
 from __future__ import annotations
@@ -23,17 +31,28 @@ def rankme(z: np.ndarray, *, eps: float = 1e-7) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def forward_targets(log_returns: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """For one asset's log returns [N]: (log realised vol over t+1..t+h, sign of the summed
-    return over t+1..t+h), both [N] with NaN where the horizon runs past the end."""
+def forward_targets(log_returns: np.ndarray, horizon: int, *, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """For one asset's log returns r [N] (r[0], which has no previous close, is never used):
+    (relative realised volatility, sign), both [N] float64, NaN where undefined.
+
+    relative vol_t = 0.5 log(mean r_j^2, j = t+1..t+h) - 0.5 log(mean r_j^2, j = t-w+1..t)
+    with h = `horizon` and w = `window`: log realised volatility over the next h bars minus
+    log of the trailing RMS over the last w bars up to and including t (known at t). NaN
+    where t + h runs past the end or t < w (the trailing window would reach r[0]).
+    sign_t = 1 if sum of r_j over j = t+1..t+h > 0, else 0; NaN where t + h runs past the end.
+    1e-12 is added to each mean square so flat stretches give finite logs."""
     n = len(log_returns)
-    sq = np.concatenate([[0.0], np.cumsum(log_returns.astype(np.float64) ** 2)])
-    cs = np.concatenate([[0.0], np.cumsum(log_returns.astype(np.float64))])
+    r = np.asarray(log_returns, np.float64)
+    sq = np.concatenate([[0.0], np.cumsum(r**2)])
+    cs = np.concatenate([[0.0], np.cumsum(r)])
     vol = np.full(n, np.nan)
     sign = np.full(n, np.nan)
     t = np.arange(n - horizon)
-    vol[t] = 0.5 * np.log((sq[t + 1 + horizon] - sq[t + 1]) / horizon + 1e-12)
     sign[t] = (cs[t + 1 + horizon] - cs[t + 1] > 0).astype(np.float64)
+    t = t[t >= window]
+    forward = (sq[t + 1 + horizon] - sq[t + 1]) / horizon
+    trailing = (sq[t + 1] - sq[t + 1 - window]) / window
+    vol[t] = 0.5 * (np.log(forward + 1e-12) - np.log(trailing + 1e-12))
     return vol, sign
 
 
@@ -91,7 +110,7 @@ def logistic_accuracy(x_train, y_train, x_test, y_test, *, alpha: float = 1.0, i
 
 def probe_report(inputs: dict[str, tuple[np.ndarray, np.ndarray]], targets_train, targets_test) -> dict:
     """Run both probes for each named input (train X, test X). `targets_*` are
-    (vol, sign) arrays aligned with the inputs, without NaN."""
+    (relative vol, sign) arrays from `forward_targets`, aligned with the inputs, without NaN."""
     vol_tr, sign_tr = targets_train
     vol_te, sign_te = targets_test
     out = {"majority_sign_rate": float(max(sign_te.mean(), 1 - sign_te.mean())), "train_rows": len(vol_tr),

@@ -158,6 +158,9 @@ def evaluate(config: Config, model, sequences, scaler, *, train: Period, scored:
     which chose nothing); linear probes fitted on `train` states, scored on `scored` states,
     vs raw features. A row's target (bars t+1..t+horizon) lies inside its own period, so no
     training target reaches into validation and no scored target past the end of `scored`.
+    The volatility target is relative to the trailing `probe.vol_window`-bar level at t
+    (`probe.forward_targets`), so an asset's first max(loss.ctx_min, probe.vol_window) bars
+    are skipped; that level uses returns up to t only, which may precede the period.
     Returns the `rankme`, `embedding_dims`, `per_dim_std` and `probe` fields of
     `artifact.Metrics`."""
     from strates.jepa.model import embed_sequences
@@ -168,11 +171,12 @@ def evaluate(config: Config, model, sequences, scaler, *, train: Period, scored:
     parts: dict[str, dict[str, list]] = {p: {"h": [], "raw": [], "raw_window": [], "vol": [], "sign": []}
                                          for p in periods}
     for s, h in zip(sequences, states, strict=True):
-        vol, sign = forward_targets(s.log_returns, config.probe.horizon)
+        vol, sign = forward_targets(s.log_returns, config.probe.horizon, window=config.probe.vol_window)
         raw_win = trailing_window(s.features, config.probe.raw_window)
         for name, span in periods.items():
-            # the first bars have too little history to judge
-            mask = period_rows(s.ts, span.start, span.end, horizon=config.probe.horizon, skip=config.loss.ctx_min)
+            # the first bars have too little history to judge, or no trailing volatility level
+            mask = period_rows(s.ts, span.start, span.end, horizon=config.probe.horizon,
+                               skip=max(config.loss.ctx_min, config.probe.vol_window))
             for key, values in (("h", h), ("raw", s.features), ("raw_window", raw_win), ("vol", vol), ("sign", sign)):
                 parts[name][key].append(values[mask])
     cat = {p: {k: np.concatenate(v) for k, v in d.items()} for p, d in parts.items()}

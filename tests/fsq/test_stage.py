@@ -62,7 +62,7 @@ def test_tokenizer_manifest_metrics_and_fitted_range(tokenized):
     for period in ("train", "validation"):
         m = tok.metrics[period]
         assert 0 < m["utilization"] <= 1 and 1 <= m["perplexity"] <= 1024
-        assert set(m["r2"]) == {"ret", "log_range", "body", "upper_wick", "lower_wick", "rel_volume"}
+        assert set(m["r2"]) == {"ret_z", "range_z", "body", "upper_wick", "lower_wick", "rel_volume"}
     assert tok.metrics["steps"] == DEBUG.train.steps
     assert any(name.startswith("checkpoints/") for name in tok.files)
     assert "normalizer.json" in tok.files

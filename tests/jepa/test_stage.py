@@ -131,8 +131,9 @@ def test_checkpoint_choice_and_diagnostics_use_separate_parts_of_validation(pipe
     assert m.metrics["selection"]["window"] <= DEBUG.data.window
     # the probes were scored on the diagnostic part only, every target inside it
     sequences_ts = [s.ts for s in _sequences(ws, m)]
+    skip = max(DEBUG.loss.ctx_min, DEBUG.probe.vol_window)  # context, and the volatility target's trailing level
     rows = sum(int(period_rows(ts, diagnostic["start"], diagnostic["end"], horizon=DEBUG.probe.horizon,
-                               skip=DEBUG.loss.ctx_min).sum()) for ts in sequences_ts)
+                               skip=skip).sum()) for ts in sequences_ts)
     assert m.metrics["probe"]["test_rows"] == rows > 0
     # the guard: nothing may be evaluated on the selection part, the diagnostic part chose nothing
     with pytest.raises(LeakageError, match=rf"{m.ref} was selected on 'validation' data"):
