@@ -52,12 +52,15 @@ def run(
     fit: Annotated[
         bool, typer.Option("--fit/--no-fit", help="Shrink windows too long for a short history (and say so).")
     ] = True,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Stop after this stage: dataset, tokenizer, tokens, jepa, cfm, "
+                                                 "agent, multiverse or report.")] = None,
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """ingest → tokenize → train-jepa → train-cfm → train-agent → multiverse → report: on the embedded data, your
-    files (--source) or an existing dataset (--dataset)."""
+    files (--source) or an existing dataset (--dataset); --until stops after a stage."""
     from strates.core.errors import ConfigError
     from strates.pipeline import run as pipeline
 
@@ -70,9 +73,9 @@ def run(
     ws = env.workspace_obj()
     adapted = []
     steps = pipeline(ws, presets=preset, force=force, universes=universes, ingest_config=config, dataset=dataset,
-                     overrides=stage_overrides(set_), fit=fit, reporter=env.reporter(), on_adapt=adapted.append)
-    report = steps[-1]
-    html = ws.uri(report.ref, "report.html")
+                     overrides=stage_overrides(set_), fit=fit, reporter=env.reporter(), on_adapt=adapted.append,
+                     until=until)
+    html = ws.uri(steps[-1].ref, "report.html") if steps[-1].stage == "report" else None
     if env.json:
         print_json({"ok": True, "stages": [s.__dict__ for s in steps], "report": html,
                     "adapted": [a.__dict__ for a in adapted]})
@@ -84,5 +87,7 @@ def run(
     print_tables(env, [table(("stage", "artifact", "", "seconds"), rows, left=3, title="chaos run")])
     for a in adapted:
         env.stdout.print(f"fitted to the data: {a.kind} --set {a.override} ({a.reason})", highlight=False)
+    if html is None:
+        return
     env.stdout.print(f"report: {html}", highlight=False)
     env.stdout.print(f"next: open {html}", highlight=False)

@@ -17,6 +17,7 @@ from typing import Any
 
 from strates.core import artifacts
 from strates.core import stage as template
+from strates.core.errors import ConfigError
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace
 
@@ -132,13 +133,14 @@ def _jepa_need(config) -> int:
 def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False, universes: int | None = None,
         ingest_config=None, dataset: str | None = None, overrides: Mapping[str, Sequence[str]] | None = None,
         fit: bool = True, reporter: Reporter | None = None, on_stage: Callable[[StageRun], None] | None = None,
-        on_adapt: Callable[[Adapted], None] | None = None) -> list[StageRun]:
+        on_adapt: Callable[[Adapted], None] | None = None, until: str | None = None) -> list[StageRun]:
     """Run the pipeline in `ws`; returns what each stage did. `force` recomputes every stage.
 
     The data: `dataset` (a reference to an existing dataset), else `ingest_config` (files or
     the embedded data; the embedded data by default). `overrides` ({kind: ["a.b=v", ...]})
     apply after the presets; `universes` sets the multiverse's M. With `fit`, windows too
-    long for the data are shrunk (see `fit_windows`); `on_adapt` hears of each change."""
+    long for the data are shrunk (see `fit_windows`); `on_adapt` hears of each change.
+    `until` (a stage kind of `STAGES`) stops after that stage."""
     from strates.data.config import Config as IngestConfig
 
     rep = reporter or NullReporter()
@@ -146,6 +148,8 @@ def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False,
     if universes is not None:
         extra.setdefault("multiverse", []).append(f"universes={universes}")
     all_stages = stages()
+    if until is not None and until not in STAGES:
+        raise ConfigError(f"until {until!r} is not a stage", field="until", fix=f"one of {', '.join(STAGES)}")
     done: list[StageRun] = []
     previous: artifacts.Manifest | None = None
     for i, stage in enumerate(all_stages):
@@ -176,4 +180,6 @@ def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False,
                  f"({step.seconds} s)")
         if on_stage is not None:
             on_stage(step)
+        if stage.kind == until:
+            break
     return done

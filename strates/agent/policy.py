@@ -198,10 +198,13 @@ class Decider:
 
     def bar_noise(self, key: jax.Array, bars: np.ndarray, n_states: int) -> jax.Array:
         """Futures noise of the given `bars [C]` (clock indices) for `n_states` states each:
-        `[C * n_states, N, x_dim]`; bar t's block depends on (key, t) alone."""
+        `[C * n_states, N, x_dim]` (the flows' source: `cfm.model.source`); bar t's block
+        depends on (key, t) alone."""
+        from strates.cfm.model import source
+
         k = jax.random.fold_in(key, self.FUTURES)
-        draw = jax.vmap(lambda t: jax.random.normal(jax.random.fold_in(k, t),
-                                                    (n_states, self.futures_per_state, self.x_dim), jnp.float32))
+        draw = jax.vmap(lambda t: source(jax.random.fold_in(k, t), (n_states, self.futures_per_state, self.x_dim),
+                                         self.flows[0]))
         return draw(jnp.asarray(bars)).reshape(-1, self.futures_per_state, self.x_dim)
 
     def plan_keys(self, key: jax.Array, bars: np.ndarray) -> jax.Array:

@@ -314,7 +314,8 @@ def calibration_table(c: Cfm, name: str) -> Table | None:
     labels = dict(FORECASTS)
     levels = next(iter(p.calibration.values()))[0].levels
     rows = [(labels.get(key, key), f"h={cal.horizon}", *(f"{v:.2f}" for v in cal.coverage),
-             f"{max(abs(d - 1.0) for d in cal.pit):.2f}") for key, cals in p.calibration.items() for cal in cals]
+             f"{max(abs(d - 1.0) for d in cal.pit):.2f}")
+            for key, _ in FORECASTS if key in p.calibration for cal in p.calibration[key]]
     return table(
         ("forecast", "horizon", *(f"cov {lv:.0%}" for lv in levels), "PIT max |density − 1|"), rows,
         title=f"{name}: calibration of the cumulative return",

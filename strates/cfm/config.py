@@ -34,15 +34,21 @@ class FutureConfig:
     """A future x = H next JEPA states (scaled by sqrt(D)) and H next log returns in units
     of the asset's trailing volatility at t (`scale.py`). `return_share`: the share of the
     flow-matching loss carried by the H return dims (the H * D state dims carry the rest;
-    with plain averaging the returns would carry H / (H * (D + 1)), about 2%)."""
+    with plain averaging the returns would carry H / (H * (D + 1)), about 2%). `tail_df`:
+    the degrees of freedom of the Student-t source noise of the return dims (0: Gaussian;
+    see `model.source`)."""
 
     horizon: int = 8
-    return_share: float = 0.5
+    return_share: float = 0.95
+    tail_df: float = 5.0
 
     def __post_init__(self):
         if not 0.0 < self.return_share < 1.0:
             raise ConfigError(f"future.return_share must be in (0, 1), got {self.return_share}",
                               field="future.return_share")
+        if self.tail_df and self.tail_df <= 2.0:
+            raise ConfigError(f"future.tail_df must be above 2 (a finite variance) or 0 (Gaussian), got "
+                              f"{self.tail_df}", field="future.tail_df")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +116,7 @@ class Config:
     scale: ScaleConfig = ScaleConfig()
     ensemble: int = 1
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
-        steps=600, batch_size=128, learning_rate=1e-3, warmup_steps=50, checkpoint_every=200, log_every=50
+        steps=3000, batch_size=128, learning_rate=1e-3, warmup_steps=50, checkpoint_every=500, log_every=100
     ))
 
     def __post_init__(self):

@@ -60,12 +60,16 @@ class VectorField(nnx.Module):
         width: int = 256,
         depth: int = 3,
         time_features: int = 16,
+        tail_dims: int = 0,
+        tail_df: float = 0.0,
         rngs: nnx.Rngs,
     ):
         if time_features < 2 or time_features % 2:
             raise ValueError(f"time_features must be even and >= 2, got {time_features}")
         self.x_dim = x_dim
         self.cond_dim = cond_dim
+        self.tail_dims = tail_dims  # the last `tail_dims` dims start from Student-t(tail_df) noise (`source`)
+        self.tail_df = tail_df
         self.time_features = time_features
         self.embed_in = nnx.Linear(time_features + cond_dim, width, rngs=rngs)
         self.embed_out = nnx.Linear(width, width, rngs=rngs)
@@ -130,6 +134,36 @@ def loss_weights(*, horizon: int, state_dim: int, return_share: float):
 
 def build_model(config, *, x_dim: int, cond_dim: int, seed: int) -> VectorField:
     """The vector field a `strates.cfm.config.Config` describes (its `model` section), for
-    futures of `x_dim` dims given conditions of `cond_dim` dims."""
+    futures of `x_dim` dims given conditions of `cond_dim` dims; its source noise has
+    Student-t(`future.tail_df`) return dims (the last `future.horizon` dims)."""
     return VectorField(x_dim=x_dim, cond_dim=cond_dim, width=config.model.width, depth=config.model.depth,
-                       rngs=nnx.Rngs(seed))
+                       tail_dims=config.future.horizon, tail_df=config.future.tail_df, rngs=nnx.Rngs(seed))
+
+
+def source(key: jax.Array, shape: tuple[int, ...], model: VectorField) -> jax.Array:
+    """The flow's source noise x0 `[..., x_dim]`: N(0, 1) in every dim but the last
+    `model.tail_dims` (the returns), which are Student-t(`model.tail_df`) scaled to unit
+    variance (Gaussian when `tail_df` is 0).
+
+    A flow whose vector field is Lipschitz maps light-tailed noise to light-tailed futures
+    (Jaini et al. 2020, "Tails of Lipschitz triangular flows", ICML): from Gaussian noise it
+    cannot draw the heavy tails of returns, and fitting their variance with a Gaussian
+    shape makes its central intervals too wide. Flow matching works from any source (the
+    paths stay straight), so the returns start from a heavy-tailed one."""
+    x0 = jax.random.normal(key, shape, jnp.float32)
+    if not model.tail_dims or not model.tail_df:
+        return x0
+    df = model.tail_df
+    t = jax.random.t(jax.random.fold_in(key, 1), df, (*shape[:-1], model.tail_dims), jnp.float32)
+    return x0.at[..., -model.tail_dims:].set(t * jnp.sqrt((df - 2.0) / df))
+
+
+def source_numpy(rng, shape: tuple[int, ...], *, tail_dims: int, tail_df: float):
+    """`source` for training batches, from a `numpy.random.Generator` (float32)."""
+    import numpy as np
+
+    x0 = rng.standard_normal(shape).astype(np.float32)
+    if tail_dims and tail_df:
+        t = rng.standard_t(tail_df, (*shape[:-1], tail_dims)) * np.sqrt((tail_df - 2.0) / tail_df)
+        x0[..., -tail_dims:] = t.astype(np.float32)
+    return x0

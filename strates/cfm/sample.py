@@ -22,7 +22,7 @@ from flax import nnx
 from jax.typing import ArrayLike
 
 from strates.cfm.config import Method
-from strates.cfm.model import VectorField
+from strates.cfm.model import VectorField, source
 
 METHODS = tuple(Method)
 
@@ -77,9 +77,10 @@ def sample(
 ) -> jax.Array:
     """`n` futures for each state. `h: [B, C] -> x1: [B, n, D]` (`D = model.x_dim`).
 
-    Consumes `key` for the noise `x0 ~ N(0, I) [B, n, D]`; the same key gives the same futures.
+    Consumes `key` for the noise `x0 [B, n, D]` (`model.source`: Gaussian, Student-t in the
+    return dims); the same key gives the same futures.
     """
-    x0 = jax.random.normal(key, (jnp.shape(h)[0], n, model.x_dim), jnp.float32)
+    x0 = source(key, (jnp.shape(h)[0], n, model.x_dim), model)
     return sample_from(model, x0, h, nfe=nfe, method=method)
 
 
@@ -94,7 +95,7 @@ def ensemble_sample(
     Consumes `key` once: every member integrates the same noise `[B, n, D]` (common random
     numbers), so differences between members come from the members alone.
     """
-    x0 = jax.random.normal(key, (jnp.shape(h)[0], n, models[0].x_dim), jnp.float32)
+    x0 = source(key, (jnp.shape(h)[0], n, models[0].x_dim), models[0])
     return jnp.stack([sample_from(m, x0, h, nfe=nfe, method=method) for m in models])
 
 

@@ -77,6 +77,7 @@ def example_sampler(states: list[States], index: list[np.ndarray], obs: list[np.
     of each state's sigma_t, `units`) with their conditions (the first D + k columns of the
     observations `obs`: `scale.observation`), noise paired to them by the coupling `kind`,
     and flow times."""
+    from strates.cfm.model import source_numpy
     from strates.cfm.ot import coupling
 
     pool = [(a, t) for a, ts in enumerate(index) for t in ts]
@@ -94,7 +95,7 @@ def example_sampler(states: list[States], index: list[np.ndarray], obs: list[np.
             rows = np.nonzero(assets[pick] == a)[0]
             x1[rows] = futures(states[a], times[pick][rows], horizon, units[a])
             h[rows] = obs[a][times[pick][rows], :c_dim]
-        x0 = rng.standard_normal(x1.shape).astype(np.float32)
+        x0 = source_numpy(rng, x1.shape, tail_dims=horizon, tail_df=config.future.tail_df)
         perm = coupling(x0, x1, cond0=h, cond1=h, kind=kind, cond_weight=cond_weight(config, x1.shape[1]))
         out = {"x0": x0, "x1": x1[perm], "h": h[perm], "s": rng.uniform(size=batch).astype(np.float32)}
         if with_perm:
@@ -147,7 +148,7 @@ def build(job: Job[Config]) -> Output:
         states, fold, _ = embed(job.ws, job.parent("jepa"))
     scored = scored_periods(fold, job.upstream())  # refuses a leaking test period
     horizon, d = config.future.horizon, int(states[0].h.shape[1])
-    train_index = period_index(states, fold.train.start, fold.train.end, horizon)
+    train_index = period_index(states, fold.train.start, fold.train.end, horizon, history=config.scale.unit_window)
     scales = observe(states, config, train_index, horizon)
     obs = [o.h for o in scales.observe(states)]
     units = [unit(s.r, config.scale) for s in states]
@@ -289,7 +290,8 @@ def evaluate(config: Config, models: dict[Coupling, list], states: list[States],
     drawn: dict[str, dict] = {}
     nfe_table = None
     for period, span in scored.items():
-        pairs = _scored_states(period_index(states, span.start, span.end, horizon), config.eval.max_states)
+        index = period_index(states, span.start, span.end, horizon, history=config.scale.unit_window)
+        pairs = _scored_states(index, config.eval.max_states)
         if not pairs:
             continue
         cond = np.stack([obs[a][t, :c_dim] for a, t in pairs])

@@ -19,7 +19,7 @@ from strates.fsq.features import Normalizer
 
 TOKENIZER = "tokenizer"
 TOKENS = "tokens"
-REPORTED_R2 = ("ret", "log_range")  # the features whose reconstruction R² the tables show
+REPORTED_R2 = ("ret_z", "range_z")  # the features whose reconstruction R² the tables show
 
 
 @dataclasses.dataclass(frozen=True)

@@ -246,12 +246,14 @@ def probe_table(j: Jepa) -> Table:
     rows = [(label, str(p.score(name).dims), f"{p.score(name).vol_r2:.3f}", f"{p.score(name).sign_accuracy:.3f}")
             for name, label in PROBE_INPUTS]
     return table(
-        ("input", "dims", "realised vol R²", "return sign accuracy"), rows,
+        ("input", "dims", "relative vol R²", "return sign accuracy"), rows,
         title=f"linear probes on the diagnostic part of validation {_day(j.summary.diagnostic)} "
               "(not used for selection)",
-        caption=f"Probes to the next {j.config.probe.horizon}-bar realised volatility (R²) and return sign "
-                f"(accuracy), fitted on {p.train_rows:,} training rows and scored on {p.test_rows:,} later rows; "
-                f"majority sign rate {p.majority_sign_rate:.3f}.",
+        caption=f"Probes to the log realised volatility of the next {j.config.probe.horizon} bars relative to the "
+                f"trailing {j.config.probe.vol_window}-bar level (log RV over t+1..t+h minus log RMS of the returns "
+                f"over t-w+1..t; R²) and the return sign over t+1..t+h (accuracy), fitted on {p.train_rows:,} "
+                f"training rows and scored on {p.test_rows:,} later rows; majority sign rate "
+                f"{p.majority_sign_rate:.3f}.",
     )
 
 

@@ -11,9 +11,9 @@ after both (the leakage guard refuses an evaluated period overlapping either ran
 
 Metrics: the loss terms at the end of training, the representation's effective rank
 (RankMe) and per-dimension spread on the diagnostic part, and linear probes from h_t to
-next-horizon realised volatility and return sign (fitted on training-period states, scored
-on diagnostic-part states; a target never reaches past the end of the period it belongs to)
-beside the same probes on raw features.
+next-horizon realised volatility (relative to its trailing level) and return sign (fitted
+on training-period states, scored on diagnostic-part states; a target never reaches past
+the end of the period it belongs to) beside the same probes on raw features.
 """
 
 from __future__ import annotations

@@ -91,6 +91,23 @@ def test_coverage_of_calibrated_samples():
         metrics.coverage(x, y, 1.0)
 
 
+@pytest.mark.parametrize("n", [4, 8, 32])
+def test_coverage_is_nominal_for_a_calibrated_ensemble_of_any_size(n):
+    # sample quantiles of n draws give intervals that are too narrow (the range of 8 draws covers
+    # a new draw 7/9 of the time); the rank-based coverage does not depend on n
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((40000, n))
+    y = rng.standard_normal(40000)
+    for level in (0.5, 0.8, 0.9, 0.95):
+        assert metrics.coverage(x, y, level) == pytest.approx(level, abs=0.01)
+    quantiles = np.quantile(x, [0.05, 0.95], axis=1)
+    assert np.mean((y >= quantiles[0]) & (y <= quantiles[1])) < 0.87  # what the quantile rule would report
+    # exact on a hand-made case: y is the 2nd smallest of 4 draws + itself -> PIT uniform on [1/5, 2/5]
+    assert metrics.coverage(np.array([[0.0, 2.0, 3.0, 4.0]]), np.array([1.0]), 0.5) == pytest.approx(0.75)
+    # ties: y equal to all 3 draws -> PIT uniform on [0, 1]
+    assert metrics.coverage(np.zeros((1, 3)), np.zeros(1), 0.9) == pytest.approx(0.9)
+
+
 def test_path_scores_per_horizon():
     from strates.core.config import to_dict
 

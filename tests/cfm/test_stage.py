@@ -103,7 +103,8 @@ def test_flows_load_with_their_scales(trained):
     ws, result = trained
     flows, scales = artifact.load_flows(ws, artifact.read(result.manifest))
     assert len(flows) == 2 and scales.horizon == DEBUG.future.horizon
-    assert scales.state_dim == JEPA_DEBUG.model.d_model and scales.spread == artifact.read(result.manifest).metrics.spread
+    assert scales.state_dim == JEPA_DEBUG.model.d_model
+    assert scales.spread == artifact.read(result.manifest).metrics.spread
     assert scales.conditioner.names == DEBUG.scale.names and flows[0].cond_dim == scales.cond_dim
     # what a consumer feeds the flows: h_t, the scale features (trained statistics), the log unit
     states = jepa_artifact.embed(ws, jepa_artifact.load(ws, result.manifest.parents["jepa"])).states
