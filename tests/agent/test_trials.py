@@ -40,7 +40,8 @@ def publish_agent(ws, aid, parents, sharpes: dict[float, float], *, ppy: float):
     """An agent manifest as `train-agent` writes it, with the agent's Sharpe per cost level."""
     test = Backtest("test", SPAN, bars=24, assets=1, seed=0, rows=tuple(row("agent", c, s) for c, s in sharpes.items()))
     summary = Summary(fold="f", planner=PlannerKind.MPPI, cost_bps=5.0, cvar_alpha=0.2, n_trials=1, trials=TRIALS,
-                      periods_per_year=ppy, transitions=1, futures_per_state=1, small_trader="-", accounting="-")
+                      periods_per_year=ppy, transitions=1, futures_per_state=1, ret_scale=0.01, small_trader="-",
+                      accounting="-")
     return publish(ws, "agent", aid, parents, metrics_=to_dict(Metrics((test,))), summary=to_dict(summary),
                    config=to_dict(Config()))
 
