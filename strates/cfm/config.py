@@ -40,7 +40,7 @@ class FutureConfig:
 
     horizon: int = 8
     return_share: float = 0.95
-    tail_df: float = 5.0
+    tail_df: float = 4.0
 
     def __post_init__(self):
         if not 0.0 < self.return_share < 1.0:

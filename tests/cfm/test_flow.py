@@ -115,3 +115,31 @@ def test_learns_bimodal_conditional():
         between = np.mean(np.abs(x[i] - c) < 1.0)
         assert low > 0.3 and high > 0.3, (c, low, high)
         assert between < 0.1, (c, between)
+
+
+def test_the_return_dims_start_from_heavy_tailed_noise():
+    from strates.cfm import Config
+    from strates.cfm.model import build_model, loss_weights, source, source_numpy
+    from strates.core.config import apply_overrides
+    from strates.core.errors import ConfigError
+
+    config = apply_overrides(Config(), ["future.horizon=4", "model.width=16", "model.depth=1"])
+    model = build_model(config, x_dim=4 * (3 + 1), cond_dim=5, seed=0)
+    assert (model.tail_dims, model.tail_df) == (4, config.future.tail_df)
+
+    def kurtosis(z):
+        z = np.asarray(z, np.float64)
+        return float(((z - z.mean()) ** 4).mean() / z.var() ** 2)
+
+    for x0 in (np.asarray(source(jax.random.key(0), (50_000, 16), model)),
+               source_numpy(np.random.default_rng(0), (50_000, 16), tail_dims=4, tail_df=config.future.tail_df)):
+        states, returns = x0[:, :12], x0[:, 12:]
+        assert abs(kurtosis(states) - 3.0) < 0.15  # Gaussian
+        assert kurtosis(returns) > 4.5 and abs(returns.var() - 1.0) < 0.1  # Student-t, unit variance
+    gaussian = build_model(apply_overrides(config, ["future.tail_df=0"]), x_dim=16, cond_dim=5, seed=0)
+    assert abs(kurtosis(source(jax.random.key(0), (50_000, 16), gaussian)) - 3.0) < 0.15
+    with pytest.raises(ConfigError, match="tail_df"):
+        apply_overrides(config, ["future.tail_df=2"])
+    # the returns carry `return_share` of the loss; the weights average 1
+    w = loss_weights(horizon=4, state_dim=3, return_share=0.95)
+    assert np.isclose(w.mean(), 1.0) and np.isclose(w[12:].sum() / w.sum(), 0.95)
