@@ -264,7 +264,8 @@ def scores_table(c: Cfm, name: str) -> Table | None:
             s: HorizonScore = scores.at(h)
             cells += [f"{s.crps:.5f}", f"{s.cov50:.2f} / {s.cov90:.2f}"]
         rows.append((*cells, f"{scores.energy_score:.5f}"))
-    spread = (f" The recalibrated flow widens every future's deviation from its state's mean by {c.metrics.spread:.3f},"
+    spread = (f" The recalibrated flow multiplies every future's deviation from its state's mean by "
+              f"{c.metrics.spread:.3f},"
               " a factor fitted on validation (so its validation scores are in-sample)."
               if "cfm_recalibrated" in p.forecasts else "")
     return table(
