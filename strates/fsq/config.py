@@ -112,6 +112,12 @@ PRESETS: dict[str, dict] = {
         "train.checkpoint_every": 20, "train.log_every": 10,
     },
     "small": {},
+    # `chaos bench lyapunov`: one small tokenizer per system, a few seconds on 2 cores
+    "bench": {
+        "model.width": 32, "model.depth": 3, "model.decoder_depth": 2, "data.window": 64,
+        "train.steps": 200, "train.batch_size": 16, "train.warmup_steps": 10,
+        "train.checkpoint_every": 100, "train.log_every": 50,
+    },
     "base": {
         "model.width": 128, "model.depth": 6, "model.decoder_depth": 4, "data.window": 512,
         "train.steps": 4000, "train.batch_size": 64, "train.learning_rate": 1e-3, "train.warmup_steps": 200,

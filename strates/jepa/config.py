@@ -184,6 +184,13 @@ PRESETS: dict[str, dict] = {
         "train.log_every": 3,
     },
     "small": {},
+    # `chaos bench lyapunov`: one small JEPA per system, a few seconds on 2 cores
+    "bench": {
+        "model.d_model": 32, "model.n_layers": 2, "model.d_state": 16, "model.head_dim": 16, "model.horizon": 4,
+        "model.chunk": 16, "data.window": 64, "loss.ctx_min": 8, "loss.n_spans": 4,
+        "train.steps": 200, "train.batch_size": 16, "train.warmup_steps": 10, "train.checkpoint_every": 100,
+        "train.log_every": 50,
+    },
     "base": {
         "model.d_model": 256, "model.n_layers": 8, "model.d_state": 64, "model.head_dim": 64,
         "model.macro_heads": 4, "data.window": 512, "train.steps": 5000, "train.batch_size": 64,
