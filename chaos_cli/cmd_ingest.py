@@ -1,7 +1,9 @@
-"""`chaos ingest`: bars (+ macro series) from files, or the embedded dataset, into a dataset.
+"""`chaos ingest`: bars (+ macro series) from files, or the embedded dataset, into a dataset;
+with `--format series`, generic numeric channels of one or more systems
+(`strates.data.series`).
 
-The summary table shows each asset's measured calendar, bars a year, gaps and closures;
-`--json` prints the whole dataset summary (`strates.data.summary`)."""
+The summary table shows each asset's (system's) measured calendar, bars a year, gaps and
+closures; `--json` prints the whole dataset summary (`strates.data.summary`)."""
 
 from __future__ import annotations
 
@@ -18,11 +20,20 @@ SourceOpt = Annotated[
                  help="CSV/Parquet/JSON file or folder (repeatable; local or gs://). "
                       "Without it: the embedded dataset."),
 ]
-FormatOpt = Annotated[str, typer.Option("--format", help="auto, csv, parquet, bybit-json or binance-csv.")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="auto, csv, parquet, bybit-json or binance-csv (OHLCV bars); series (numeric "
+                                       "channels of systems: a timestamp or --dt, an optional 'system' column).")]
+DtOpt = Annotated[
+    str | None, typer.Option("--dt", help="--format series without timestamps: the step of the regular index, e.g. "
+                                          "1h, 15min, 1d or seconds (60).")]
+StartOpt = Annotated[
+    str | None, typer.Option("--start", help="With --dt: the time of the first row (ISO, UTC unless an offset is "
+                                             "given; default 2000-01-01).")]
 TsColumnOpt = Annotated[
     str | None, typer.Option("--ts-column", help="Timestamp column, when detection cannot decide.")]
 AssetOpt = Annotated[
-    str | None, typer.Option("--asset", help="Asset name for single-asset files (default: file name).")]
+    str | None, typer.Option("--asset", help="Asset (series: system) name for a single file without an asset "
+                                             "(system) column (default: file name).")]
 TzOpt = Annotated[
     str | None, typer.Option("--tz", help="Timezone of naive timestamps (default UTC), e.g. America/New_York.")]
 KeepExtraOpt = Annotated[bool, typer.Option("--keep-extra", help="Keep extra numeric columns such as 'Adj Close'.")]
@@ -44,21 +55,38 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the embedde
 def ingest_config(*, source: list[str] | None, format: str = "auto", ts_column: str | None = None,
                   asset: str | None = None, tz: str | None = None, keep_extra: bool = False,
                   macro: list[str] | None = None, cot_market: str | None = None, split: str = "0.7,0.15,0.15",
-                  calendar: str = "auto", seed: int | None = None):
+                  calendar: str = "auto", seed: int | None = None, dt: str | None = None, start: str | None = None):
     """The ingest config the shared ingest options describe (`chaos ingest` and `chaos run`)."""
     from strates.core.config import choice
     from strates.core.errors import ConfigError
-    from strates.data.config import CalendarKind, Config, MacroSource
+    from strates.data.config import CalendarKind, Config, MacroSource, SeriesSpec, parse_step
     from strates.data.embedded import EmbeddedSpec
 
     if seed is not None and source:
         raise ConfigError("--seed sets the embedded dataset, which is not used with --source", fix="drop --seed")
+    series = None
+    if format == "series" or dt is not None or start is not None:
+        series = SeriesSpec(step=parse_step(dt) if dt is not None else None,
+                            start=_parse_start(start) if start is not None else None)
     return Config(
         sources=tuple(source or ()), format=format, ts_column=ts_column, asset=asset, tz=tz, keep_extra=keep_extra,
         macro=tuple(MacroSource.parse(m) for m in macro or ()), cot_market=cot_market, split=split,
         calendar=None if calendar == "auto" else choice(CalendarKind, calendar, "--calendar"),
-        embedded=EmbeddedSpec(seed=seed) if seed is not None else None,
+        embedded=EmbeddedSpec(seed=seed) if seed is not None else None, series=series,
     )
+
+
+def _parse_start(text: str):
+    import datetime as dt
+
+    from strates.core.errors import ConfigError
+
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"cannot read --start {text!r} as a date or time", field="start",
+                          fix="write it as ISO 8601, e.g. 2000-01-01 or 2024-01-31T14:30:00Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def ingest(
@@ -74,18 +102,21 @@ def ingest(
     split: SplitOpt = "0.7,0.15,0.15",
     calendar: CalendarOpt = "auto",
     seed: SeedOpt = None,
+    dt: DtOpt = None,
+    start: StartOpt = None,
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Validate bars, join macro series as-of, split in time, and write a dataset artifact."""
+    """Validate bars (or generic series with --format series), join macro series as-of, split in time, and write
+    a dataset artifact."""
     from strates.data.artifact import read, tables
     from strates.data.ingest import run
 
     env = env_from(ctx, workspace, json_)
     config = ingest_config(source=source, format=format, ts_column=ts_column, asset=asset, tz=tz,
                            keep_extra=keep_extra, macro=macro, cot_market=cot_market, split=split, calendar=calendar,
-                           seed=seed)
+                           seed=seed, dt=dt, start=start)
     ws = env.workspace_obj()
     result = run(config, ws, force=force, reporter=env.reporter())
     extra = {"id": result.manifest.id, "summary": result.manifest.to_json()["summary"]} if env.json else {}

@@ -143,6 +143,8 @@ def _train_agent(config: Config, data, *, cost: float, ckpt, on_log):
 
 
 def _prepare(config: Config, parents: Mapping[str, artifacts.Manifest]) -> Config:
+    """Fail before any work: on a series dataset (no prices to trade: exit 2), or a bad period."""
+    data_artifact.read(parents["dataset"]).require_bars(artifact.COMMAND)
     if config.backtest.period:
         parse_period(config.backtest.period)  # a bad period fails before any work
     return config

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 
 from strates.core.errors import ConfigError
 from strates.core.table import Table, table
@@ -16,6 +17,15 @@ from strates.core.typed import Typed
 from strates.data.split import PERIODS, Fold, Period
 
 KIND = "dataset"
+
+
+class DatasetKind(enum.StrEnum):
+    """What a dataset holds: OHLCV `bars` of assets, or the numeric channels of systems
+    (`series`, `strates.data.series`: each system is an asset downstream; no OHLC, so the
+    stages that trade bars refuse it)."""
+
+    BARS = "bars"
+    SERIES = "series"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +105,8 @@ class Summary:
     split: Split
     notes: tuple[str, ...] = ()
     macro: dict[str, MacroInfo] = dataclasses.field(default_factory=dict)
+    kind: DatasetKind = DatasetKind.BARS
+    channels: tuple[str, ...] = ()  # a series dataset's channels, in order; the first plays the role of the price
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +123,24 @@ class Dataset(Typed[dict, Summary, Metrics]):
 
     KIND = KIND
     COMMAND = "ingest"
+
+    @property
+    def is_series(self) -> bool:
+        return self.summary.kind == DatasetKind.SERIES
+
+    def require_bars(self, command: str) -> None:
+        """Refuse a series dataset in a stage that needs OHLCV bars (InvalidInput, exit 2)."""
+        if self.is_series:
+            from strates.core.errors import InvalidInput
+
+            raise InvalidInput(
+                f"chaos {command} needs OHLCV bars, and dataset {self.id} is a series dataset (channels "
+                f"{', '.join(self.summary.channels)}): a series has no prices to hold positions in, so no returns "
+                "to account, no trading costs and no backtest",
+                rule="series-dataset",
+                fix="stop at chaos train-cfm (and chaos multiverse without an agent) for series; for trading, "
+                    "ingest OHLCV bars (chaos ingest without --format series)",
+            )
 
     @property
     def interval(self) -> dt.timedelta:
@@ -157,12 +187,26 @@ def split_table(ds: Dataset) -> Table:
 
 
 def assets_table(ds: Dataset) -> Table:
-    """Per asset: bars, first and last bar, calendar, bars a year, gaps and closures."""
+    """Per asset (per system for a series dataset): bars, first and last bar, calendar,
+    bars a year, gaps and closures."""
+    if ds.is_series:
+        return _systems_table(ds)
     rows = [(name, f"{a.rows:,}", _when(a.start), _when(a.end), a.calendar, f"{a.periods_per_year:,.1f}",
              f"{a.gaps:,}", f"{a.missing_bars:,}", f"{a.closures:,}") for name, a in sorted(ds.summary.assets.items())]
     return table(("asset", "bars", "first", "last", "calendar", "bars/year", "gaps", "missing bars", "closures"),
                  rows, left=5, title=f"dataset {ds.id}: {ds.summary.n_assets} assets, {ds.summary.rows:,} bars every "
                        f"{ds.summary.interval}, {ds.summary.periods_per_year:,.1f} bars a year ({ds.summary.calendar})")
+
+
+def _systems_table(ds: Dataset) -> Table:
+    s = ds.summary
+    rows = [(name, f"{a.rows:,}", _when(a.start), _when(a.end), a.calendar, f"{a.periods_per_year:,.1f}",
+             f"{a.gaps:,}", f"{a.missing_bars:,}") for name, a in sorted(s.assets.items())]
+    return table(("system", "rows", "first", "last", "calendar", "rows/year", "gaps", "missing rows"), rows, left=5,
+                 title=f"series dataset {ds.id}: {s.n_assets} systems x {len(s.channels)} channels "
+                       f"({', '.join(s.channels)}), {s.rows:,} rows every {s.interval}",
+                 caption=f"The first channel, '{s.channels[0] if s.channels else '-'}', plays the role of the price: "
+                         "its increments are the returns the futures forecast.")
 
 
 def macro_table(ds: Dataset) -> Table | None:

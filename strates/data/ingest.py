@@ -11,7 +11,9 @@ keys: `strates.data.summary`).
 Files of a dataset artifact:
 
 - `bars.parquet`: bars sorted by (asset, ts): `asset, ts, open, high, low, close, volume`,
-  kept extras, then `macro_<series>` columns.
+  kept extras, then `macro_<series>` columns. For a series dataset (`--format series`,
+  `strates.data.series`; summary `kind = "series"`): `asset, ts, <channels>` (the system
+  in `asset`).
 - `macro.parquet`: the raw macro observations (`series, observed, available, value`; one
   row per vintage for vintage files), when there are any.
 - `gaps.parquet`: gaps against each asset's calendar (`asset, after, before,
@@ -37,6 +39,7 @@ from strates.data.split import make_folds
 
 KIND = "dataset"
 EMBEDDED_NAME = "<embedded dataset>"
+FRAME_NAME = "<frame>"  # the source name of an in-process series frame (`ingest_series`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,25 +59,33 @@ def _is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
-def _expand(source: str) -> list[str]:
+def _expand(source: str, *, series: bool = False) -> list[str]:
     """The bar files behind one --source: a file, or the bar files in a folder (local or
-    remote, recursively)."""
+    remote, recursively); for series, only the CSV and Parquet files of a folder."""
     from strates.data import sources
+    from strates.data.series import EXTENSIONS as SERIES_EXTENSIONS
 
     if not _is_remote(source):
-        return sources.list_source_files(source)
+        found = sources.list_source_files(source)
+        if series and os.path.isdir(source):
+            found = [p for p in found if p.lower().endswith(SERIES_EXTENSIONS)]
+            if not found:
+                raise InvalidInput(f"the folder {source} holds no CSV or Parquet files", rule="no-source-files",
+                                   file=source, fix="put the series files (.csv, .csv.gz, .parquet) in it")
+        return found
     fs, path = open_url(source)
     protocol = source.split("://", 1)[0]
     if fs.isfile(path):
         return [source]
+    extensions = SERIES_EXTENSIONS if series else sources.EXTENSIONS
     found = [
         p for p in fs.find(path)
-        if p.lower().endswith(sources.EXTENSIONS) and not p.rsplit("/", 1)[-1].startswith(".")
+        if p.lower().endswith(extensions) and not p.rsplit("/", 1)[-1].startswith(".")
     ]
     if not found:
         raise InvalidInput(
             f"no bar files under {source}", rule="no-source-files", file=source,
-            fix=f"put files ending in {', '.join(sources.EXTENSIONS)} there, or point at another location",
+            fix=f"put files ending in {', '.join(extensions)} there, or point at another location",
         )
     return sorted(f"{protocol}://{p}" for p in found)
 
@@ -132,7 +143,7 @@ def resolve(config: Config) -> Config:
         return dataclasses.replace(config, embedded=config.embedded or EmbeddedSpec(), files=())
     paths: list[str] = []
     for src in config.sources:
-        paths.extend(_expand(src))
+        paths.extend(_expand(src, series=config.format == "series"))
     if len(set(paths)) != len(paths):
         dupes = sorted({p for p in paths if paths.count(p) > 1})
         raise InvalidInput(
@@ -148,13 +159,19 @@ def _prepare(config: Config, parents) -> Config:
     return config if config.files else resolve(config)  # `run` resolves (hashes) once, under its own task
 
 
-def _build(job: stage.Job[Config]) -> stage.Output:
-    """Read and validate every file, join macro at release time, measure calendars, split,
-    write Parquet (nothing is written before all of it passed)."""
+def _build(job: stage.Job[Config], frame=None) -> stage.Output:
+    """Read and validate every file (or the in-process series `frame`), join macro at
+    release time, measure calendars, split, write Parquet (nothing is written before all of
+    it passed)."""
     import polars as pl
 
     config, rep = job.config, job.reporter
-    bars, macro_obs, macro_info, notes = _read(config, rep)
+    channels: tuple[str, ...] = ()
+    if config.series is not None:
+        bars, channels, notes = _read_series(config, rep, frame)
+        macro_obs, macro_info = None, {}
+    else:
+        bars, macro_obs, macro_info, notes = _read(config, rep)
     for note in notes:
         rep.info(note)
     if macro_obs is not None and macro_obs.height:
@@ -168,6 +185,8 @@ def _build(job: stage.Job[Config]) -> stage.Output:
         from strates.data.summary import calendar_notes, dataset_summary
 
         interval = detect_interval(bars)
+        if channels:
+            _check_whole_seconds(interval)
         tz = config.tz or "UTC"
         clocks = calendars.measure_all(bars, interval, tz=tz, calendar=config.calendar)
         first, last = typing.cast(dt.datetime, bars["ts"].min()), typing.cast(dt.datetime, bars["ts"].max())
@@ -178,7 +197,8 @@ def _build(job: stage.Job[Config]) -> stage.Output:
         clock_notes = calendar_notes(clocks)
         notes.extend(clock_notes)
         gaps = pl.concat([c.gaps for c in clocks.values()])
-        summary = dataset_summary(config, bars, macro_obs, macro_info, interval, folds, notes, clocks, portfolio)
+        summary = dataset_summary(config, bars, macro_obs, macro_info, interval, folds, notes, clocks, portfolio,
+                                  channels=channels, source="frame" if frame is not None else None)
     for note in clock_notes:
         rep.info(note)
     with rep.task("writing Parquet"):
@@ -189,6 +209,32 @@ def _build(job: stage.Job[Config]) -> stage.Output:
         if gaps.height:
             job.writer.write_parquet("gaps.parquet", gaps)
     return stage.Output({"rows": bars.height, "assets": summary["n_assets"]}, summary)
+
+
+def _read_series(config: Config, rep: Reporter, frame=None):
+    """(`asset, ts, *channels`, the channels, notes) of the series files, or of `frame`."""
+    from strates.data import series
+
+    assert config.series is not None
+    if frame is not None:
+        with rep.task("validating the series frame"):
+            return series.read_sources([(FRAME_NAME, frame, 1, None)], config.series, system=config.asset,
+                                       ts_column=config.ts_column, tz=config.tz)
+    with (rep.task(f"reading and validating {len(config.files)} series file(s)"),
+          _local_copies([f.path for f in config.files]) as (local, back)):
+        bars, channels, notes = series.read_files(local, config.series, system=config.asset,
+                                                  ts_column=config.ts_column, tz=config.tz)
+    return bars, channels, [_rename(n, back) for n in notes]
+
+
+def _check_whole_seconds(interval: dt.timedelta) -> None:
+    if interval < dt.timedelta(seconds=1) or interval % dt.timedelta(seconds=1):
+        raise InvalidInput(
+            f"the rows are {interval.total_seconds():g} s apart; a dataset's interval is a whole number of seconds",
+            rule="sub-second-interval",
+            fix="use --dt with a step of whole seconds (one sample per second, minute or hour: the time unit only "
+                "names the step), or resample the series",
+        )
 
 
 STAGE: stage.Stage[Config] = stage.Stage(kind=KIND, command="ingest", config=Config, build=_build, prepare=_prepare)
@@ -207,6 +253,46 @@ def run(
     with rep.task("hashing sources" if config.sources else "resolving the config"):
         config = resolve(config)
     done = stage.run(STAGE, config, ws, parents={}, force=force, reporter=rep, before_manifest=before_manifest)
+    return Result(done.manifest, done.reused, ws.uri(KIND, done.manifest.id))
+
+
+def ingest_series(
+    frame,
+    ws: Workspace,
+    *,
+    step: dt.timedelta | str | None = None,
+    start: dt.datetime | None = None,
+    system: str | None = None,
+    ts_column: str | None = None,
+    tz: str | None = None,
+    split: str = "0.7,0.15,0.15",
+    calendar: str | None = None,
+    force: bool = False,
+    reporter: Reporter | None = None,
+) -> Result:
+    """Ingest the series in the polars DataFrame `frame` (as a series file would hold it:
+    a timestamp column, or none with `step`; an optional `system` column; numeric
+    channels) into a dataset artifact, with the same rules as `chaos ingest --format
+    series` (InvalidInput, nothing written) and no file written but the artifact's.
+
+    `step` (a timedelta, or text such as `1h`, `15min`, `60`): a regular index from
+    `start` (default 2000-01-01 UTC); `system`: the system's name when `frame` has no
+    `system` column. The id hashes the frame's content (`series.frame_digest`), so the
+    same frame and options reuse the same dataset."""
+    from strates.core.config import choice
+    from strates.data.config import CalendarKind, SeriesSpec, SourceFile, parse_step
+    from strates.data.series import frame_digest
+
+    if isinstance(step, str):
+        step = parse_step(step)
+    config = Config(
+        format="series", series=SeriesSpec(step=step, start=start), asset=system, ts_column=ts_column, tz=tz,
+        split=split, calendar=choice(CalendarKind, calendar, "calendar") if calendar else None,
+        files=(SourceFile(FRAME_NAME, frame_digest(frame)),),
+    )
+    rep = reporter or NullReporter()
+    series_stage = dataclasses.replace(STAGE, build=lambda job: _build(job, frame))
+    done = stage.run(series_stage, config, ws, parents={}, force=force, reporter=rep)
     return Result(done.manifest, done.reused, ws.uri(KIND, done.manifest.id))
 
 
@@ -315,4 +401,4 @@ def load_bars(ws: Workspace, manifest: artifacts.Manifest):
     return pl.read_parquet(io.BytesIO(ws.read_bytes(f"{manifest.stage}/{manifest.id}/bars.parquet")))
 
 
-__all__ = ["STAGE", "Config", "MacroSource", "Result", "load_bars", "resolve", "run"]
+__all__ = ["STAGE", "Config", "MacroSource", "Result", "ingest_series", "load_bars", "resolve", "run"]

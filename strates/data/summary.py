@@ -3,6 +3,10 @@
 Keys (besides `source`, `rows`, `n_assets`, `interval`, `interval_seconds`, `start`, `end`,
 `columns`, `split`, `notes`):
 
+- `kind` (str): `bars` (OHLCV) or `series` (generic channels, `strates.data.series`; each
+  system is an asset)
+- `channels` (list of str): a series dataset's channels, in order (the first plays the role of
+  the price); empty for bars
 - `periods_per_year` (float): bars a year of the equal-weight portfolio: the union of every asset's
   bar times, measured (`strates.data.calendars`) over the first fold's training period, so
   evaluation periods play no part
@@ -35,7 +39,10 @@ from strates.data.config import Config
 
 def dataset_summary(config: Config, bars: pl.DataFrame, macro_obs: pl.DataFrame | None, macro_info: dict,
                     interval: dt.timedelta, folds: list, notes: list[str], clocks: dict[str, Clock],
-                    portfolio: tuple[Clock, dict]) -> dict[str, Any]:
+                    portfolio: tuple[Clock, dict], *, channels: tuple[str, ...] = (),
+                    source: str | None = None) -> dict[str, Any]:
+    """The summary of a dataset; `channels`: a series dataset's channels (empty for bars),
+    `source`: where the data came from when not `embedded` or `files` (`frame`)."""
     per_asset = bars.group_by("asset").agg(
         pl.len().alias("rows"), pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end")
     ).sort("asset")
@@ -50,7 +57,9 @@ def dataset_summary(config: Config, bars: pl.DataFrame, macro_obs: pl.DataFrame 
         }
     clock, span = portfolio
     summary: dict[str, Any] = {
-        "source": "embedded" if config.embedded is not None else "files",
+        "source": source or ("embedded" if config.embedded is not None else "files"),
+        "kind": "series" if config.format == "series" else "bars",
+        "channels": list(channels),
         "rows": bars.height,
         "n_assets": len(assets),
         "interval_seconds": int(interval.total_seconds()),

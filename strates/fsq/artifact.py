@@ -129,19 +129,28 @@ def encoder(ws: Workspace, tok: Tokenizer) -> Callable[[np.ndarray], tuple[np.nd
     from strates.fsq.train import build_model, make_encoder, split_model
 
     config = tok.config
-    graphdef, params = split_model(nnx.eval_shape(lambda: build_model(config.model, seed=config.train.seed)))
+    features = len(tok.summary.features)
+    graphdef, params = split_model(nnx.eval_shape(
+        lambda: build_model(config.model, seed=config.train.seed, features=features)))
     params = restore_params(artifacts.location(ws, tok.manifest, "checkpoints"), params)
     encode = make_encoder(graphdef)
     return lambda x: encode(params, x)
 
 
+def reported_r2(tok: Tokenizer) -> tuple[str, ...]:
+    """The features whose reconstruction R² the tables show: REPORTED_R2 for bars, the
+    first channel's `d_` and `z_` for a series dataset."""
+    return REPORTED_R2 if set(REPORTED_R2) <= set(tok.summary.features) else tuple(tok.summary.features[:2])
+
+
 def tokenizer_table(tok: Tokenizer) -> Table:
     """Code use and reconstruction per period."""
     size = tok.summary.codebook_size
+    shown = reported_r2(tok)
     rows = [(name, f"{p.bars:,}", f"{p.codes_used}", f"{p.utilization:.1%}", f"{p.perplexity:.0f} / {size}",
-             *(f"{p.r2[f]:.3f}" if f in p.r2 else "-" for f in REPORTED_R2))
+             *(f"{p.r2[f]:.3f}" if f in p.r2 else "-" for f in shown))
             for name, p in tok.metrics.periods().items()]
-    return table(("period", "bars", "codes used", "utilization", "perplexity", *(f"R² {f}" for f in REPORTED_R2)),
+    return table(("period", "bars", "codes used", "utilization", "perplexity", *(f"R² {f}" for f in shown)),
                  rows, title=f"tokenizer {tok.id}: {size} codes, levels {list(tok.summary.levels)}, "
                              f"{tok.metrics.steps} steps",
                  caption="Utilization: share of the codebook used; perplexity: exp(entropy) of the code "

@@ -1,4 +1,5 @@
-"""Per-bar causal features from OHLCV, and their normalisation fitted on the training period.
+"""Per-bar causal features from OHLCV (or from a series dataset's channels), and their
+normalisation fitted on the training period.
 
 Features (each uses bar t and earlier bars only; w = `vol_window`, v = `volume_window`):
 
@@ -35,6 +36,25 @@ and a bar is standardised once WARMUP = 4 earlier bars exist; before that `ret_z
 `range_z` are 0 (the mean). A level from 4 returns is noisy (ret_z is then roughly
 Student-t with 4 degrees of freedom) but finite; the quantile clipping below bounds it.
 
+Series datasets (`strates.data.series`: numeric channels, no OHLC) get two features per
+channel x, in channel order (`series_feature_names`), each using rows t and earlier only
+(w = `vol_window`):
+
+| name | definition |
+| ---- | ---------- |
+| `d_<x>` | Δx_t / max(s_{t-1}, FLOOR e_{t-1}): the increment over the RMS s of the previous w increments |
+| `z_<x>` | (x_t - m_{t-1}) / max(v_{t-1}, FLOOR c_{t-1}): the level against the previous w values |
+
+with Δx_t = x_t - x_{t-1} (none at a system's first row), m_{t-1} and v_{t-1} the mean and
+standard deviation of x over rows t-w .. t-1 (like `ret_z`, bar t is not in its own level),
+e_{t-1} and c_{t-1} the RMS of all previous increments and the standard deviation of all
+previous values (expanding windows: the floor only matters once a channel has gone flat,
+e.g. a damped system at its fixed point; then the feature is ~0 rather than the noise of
+the last digits). Both are
+invariant under x -> a x + b (a > 0): scale- and offset-free. `d` is standardised once
+WARMUP earlier increments exist and `z` once WARMUP earlier values exist (0 before), and
+either is 0 while its denominator is 0 (a channel flat since its start).
+
 Normalisation (`Normalizer`): per feature, values are clipped to the [q, 1 - q] quantiles of
 the training period (q = `clip_quantile`, default 0.001: heavy tails stay heavy but cannot
 dominate), then standardised with the clipped training mean and standard deviation. The
@@ -54,6 +74,46 @@ FEATURES: tuple[str, ...] = ("ret_z", "range_z", "body", "upper_wick", "lower_wi
 WARMUP = 4  # earlier bars needed before `ret_z` and `range_z` are standardised (0 before)
 KAPPA = float(np.exp(-4.0))  # `range_z` >= log(KAPPA) = -4
 EPS = 1e-8  # floor of the trailing levels, log-return units
+FLOOR = 1e-3  # series: the trailing level's floor, as a share of the expanding level
+
+
+def series_feature_names(channels) -> tuple[str, ...]:
+    """`d_<x>, z_<x>` per channel x, in channel order."""
+    return tuple(name for c in channels for name in (f"d_{c}", f"z_{c}"))
+
+
+def series_features(frame, channels, *, window: int = 64):
+    """A series dataset's rows `asset, ts, *channels` sorted by (asset, ts) -> polars
+    DataFrame `asset, ts, *series_feature_names(channels)` (Float64; see the module
+    docstring). `window`: w, the rows of the trailing levels."""
+    import polars as pl
+
+    t = pl.col("_t")
+    # centred on each system's first value (the features do not depend on an offset): the
+    # trailing variances below then lose no digits to a large level
+    work = frame.select(
+        "asset", "ts", pl.int_range(pl.len()).over("asset").alias("_t"),
+        *((pl.col(c) - pl.col(c).first().over("asset")).alias(f"_x{i}") for i, c in enumerate(channels)))
+    work = work.with_columns(pl.col(f"_x{i}").diff().over("asset").alias(f"_d{i}") for i in range(len(channels)))
+    out = []
+    for i, c in enumerate(channels):
+        x, d = pl.col(f"_x{i}"), pl.col(f"_d{i}")
+        n_inc = (t - 1).cast(pl.Float64)  # increments before row t
+        sq = (d * d).fill_null(0.0)
+        trailing = (d * d).shift(1).rolling_mean(window, min_samples=1).over("asset").sqrt()
+        expanding = (sq.cum_sum().shift(1).over("asset") / n_inc).sqrt()
+        d_den = pl.max_horizontal(trailing, FLOOR * expanding)
+        n_val = t.cast(pl.Float64)  # values before row t
+        mean = x.shift(1).rolling_mean(window, min_samples=1).over("asset")
+        std = x.shift(1).rolling_std(window, min_samples=1, ddof=0).over("asset")
+        e1 = x.cum_sum().shift(1).over("asset") / n_val
+        e2 = (x * x).cum_sum().shift(1).over("asset") / n_val
+        z_den = pl.max_horizontal(std, FLOOR * pl.max_horizontal(e2 - e1 * e1, pl.lit(0.0)).sqrt())
+        out += [
+            pl.when((t > WARMUP) & (d_den > 0)).then(d / d_den).otherwise(0.0).alias(f"d_{c}"),
+            pl.when((t >= WARMUP) & (z_den > 0)).then((x - mean) / z_den).otherwise(0.0).alias(f"z_{c}"),
+        ]
+    return work.select("asset", "ts", *out)
 
 
 def raw_features(bars, *, vol_window: int = 64, volume_window: int = 24):
@@ -94,7 +154,8 @@ def raw_features(bars, *, vol_window: int = 64, volume_window: int = 24):
 
 @dataclasses.dataclass(frozen=True)
 class Normalizer:
-    """Clip to training quantiles, then standardise. Arrays are `[F]` in FEATURES order."""
+    """Clip to training quantiles, then standardise. Arrays are `[F]` in `names` order
+    (FEATURES for bars, `series_feature_names` for a series dataset)."""
 
     names: tuple[str, ...]
     lo: tuple[float, ...]
@@ -105,11 +166,14 @@ class Normalizer:
     fitted_end: dt.datetime  # exclusive
 
     @classmethod
-    def fit(cls, frame, *, start: dt.datetime, end: dt.datetime, clip_quantile: float = 0.001) -> Normalizer:
-        """Fit on rows of `frame` (from `raw_features`) with start <= ts < end only."""
+    def fit(cls, frame, *, start: dt.datetime, end: dt.datetime, clip_quantile: float = 0.001,
+            names: tuple[str, ...] = FEATURES) -> Normalizer:
+        """Fit on rows of `frame` (from `raw_features`, or `series_features` with its
+        `names`) with start <= ts < end only."""
         import polars as pl
 
-        train = frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).select(FEATURES).to_numpy()
+        names = tuple(names)
+        train = frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).select(names).to_numpy()
         if len(train) < 2:
             from strates.core.errors import InvalidInput
 
@@ -123,7 +187,7 @@ class Normalizer:
         mean = clipped.mean(axis=0)
         std = np.maximum(clipped.std(axis=0), 1e-8)
         as_tuple = lambda a: tuple(float(x) for x in a)  # noqa: E731
-        return cls(FEATURES, as_tuple(lo), as_tuple(hi), as_tuple(mean), as_tuple(std), start, end)
+        return cls(names, as_tuple(lo), as_tuple(hi), as_tuple(mean), as_tuple(std), start, end)
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """`[..., F]` raw features -> float32 normalised features."""
@@ -146,19 +210,22 @@ class Normalizer:
         return cls(**data)
 
 
-def series_by_asset(frame, normalizer: Normalizer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{asset: (ts [N] datetime64[us], normalised features [N, F] float32)} in asset order.
-    Refuses a normaliser fitted on other features (a tokenizer trained before a feature changed)."""
-    if tuple(normalizer.names) != FEATURES:
+def series_by_asset(frame, normalizer: Normalizer, names: tuple[str, ...] = FEATURES
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{asset: (ts [N] datetime64[us], normalised features [N, F] float32)} in asset order,
+    `names` the features `frame` holds. Refuses a normaliser fitted on other features (a
+    tokenizer trained before a feature changed, or on a dataset with other channels)."""
+    names = tuple(names)
+    if tuple(normalizer.names) != names:
         from strates.core.errors import InvalidInput
 
         raise InvalidInput(
-            f"the tokenizer was fitted on features {list(normalizer.names)}, but this version computes "
-            f"{list(FEATURES)}", rule="stale-tokenizer",
+            f"the tokenizer was fitted on features {list(normalizer.names)}, but this dataset gives "
+            f"{list(names)}", rule="stale-tokenizer",
             fix="train a new tokenizer on this dataset (chaos tokenize without --tokenizer)",
         )
     out = {}
     for (asset,), part in frame.group_by("asset", maintain_order=True):
         ts = part["ts"].dt.replace_time_zone(None).to_numpy()
-        out[asset] = (ts, normalizer.apply(part.select(FEATURES).to_numpy()))
+        out[asset] = (ts, normalizer.apply(part.select(names).to_numpy()))
     return dict(sorted(out.items()))

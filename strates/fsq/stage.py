@@ -35,7 +35,14 @@ from strates.data import artifact as dataset_artifact
 from strates.data.split import PERIODS, Fold, Period
 from strates.fsq.artifact import TOKENIZER, TOKENS, encoder, normalizer, read_tokenizer
 from strates.fsq.config import DEFAULT_PRESET, PRESETS, Config
-from strates.fsq.features import FEATURES, Normalizer, raw_features, series_by_asset
+from strates.fsq.features import (
+    FEATURES,
+    Normalizer,
+    raw_features,
+    series_by_asset,
+    series_feature_names,
+    series_features,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,12 +61,24 @@ class Result:
     reused_tokens: bool
 
 
+def feature_names(dataset: dataset_artifact.Dataset) -> tuple[str, ...]:
+    """The features of a dataset: FEATURES for bars, `d_<x>, z_<x>` per channel x for series."""
+    return series_feature_names(dataset.summary.channels) if dataset.is_series else FEATURES
+
+
 def _features(job: template.Job, config: Config, rep: Reporter):
+    """(per-bar raw features `asset, ts, *names`, names) of the job's dataset."""
     from strates.data.ingest import load_bars
 
+    manifest = job.parent("dataset")
+    dataset = dataset_artifact.read(manifest)
     with rep.task("computing features"):
-        return raw_features(load_bars(job.ws, job.parent("dataset")), vol_window=config.data.vol_window,
-                            volume_window=config.data.volume_window)
+        bars = load_bars(job.ws, manifest)
+        if dataset.is_series:
+            return (series_features(bars, dataset.summary.channels, window=config.data.vol_window),
+                    feature_names(dataset))
+        return raw_features(bars, vol_window=config.data.vol_window,
+                            volume_window=config.data.volume_window), FEATURES
 
 
 # -- the tokenizer -------------------------------------------------------------------------
@@ -71,9 +90,10 @@ def _build_tokenizer(job: template.Job[Config]) -> template.Output:
     config, rep = job.config, job.reporter
     fold = dataset_artifact.read(job.parent("dataset")).fold(config.fold)
     train = fold.train
-    feats = _features(job, config, rep)
-    norm = Normalizer.fit(feats, start=train.start, end=train.end, clip_quantile=config.data.clip_quantile)
-    series = series_by_asset(feats, norm)
+    feats, names = _features(job, config, rep)
+    norm = Normalizer.fit(feats, start=train.start, end=train.end, clip_quantile=config.data.clip_quantile,
+                          names=names)
+    series = series_by_asset(feats, norm, names)
     _, end64 = train.bounds64()
     train_series = [x[ts < end64] for ts, x in series.values()]
 
@@ -82,7 +102,7 @@ def _build_tokenizer(job: template.Job[Config]) -> template.Output:
     steps = config.train.steps
     with rep.task(f"training tokenizer ({steps} steps)", total=steps) as update:
         graphdef, result = fit(config, train_series, checkpoint_dir=job.folder("checkpoints"),
-                               on_log=training_log(update))
+                               on_log=training_log(update), names=names)
     if result.restored_from is not None:
         rep.info(f"resumed from the checkpoint at step {result.restored_from}")
     encode = make_encoder(graphdef)
@@ -90,17 +110,18 @@ def _build_tokenizer(job: template.Job[Config]) -> template.Output:
                                "final_loss": result.history[-1]["loss"] if result.history else None}
     with rep.task("measuring codebook use and reconstruction"):
         per_period = _period_split(series, lambda x: encode(result.params, x),
-                                   {"train": train, "validation": fold.validation}, codebook=config.model.codebook_size)
+                                   {"train": train, "validation": fold.validation}, codebook=config.model.codebook_size,
+                                   names=names)
     metrics.update({name: dataclasses.asdict(m) for name, m in per_period.items()})
     job.writer.write_bytes("normalizer.json", norm.to_json())
     summary = {
-        "features": list(FEATURES), "codebook_size": config.model.codebook_size, "levels": list(config.model.levels),
+        "features": list(names), "codebook_size": config.model.codebook_size, "levels": list(config.model.levels),
         "fold": fold.name, "restored_from_step": result.restored_from, "history": result.history,
     }
     return template.Output(metrics, summary, fitted={"train": train.to_dict()})
 
 
-def _period_split(series, encode, periods: dict[str, Period], *, codebook: int):
+def _period_split(series, encode, periods: dict[str, Period], *, codebook: int, names: tuple[str, ...]):
     from strates.fsq.train import period_metrics
 
     parts: dict[str, tuple[list, list, list]] = {p: ([], [], []) for p in periods}
@@ -111,7 +132,7 @@ def _period_split(series, encode, periods: dict[str, Period], *, codebook: int):
             mask = (ts >= a) & (ts < b)
             for out, values in zip(parts[name], (idx, x, x_hat), strict=True):
                 out.append(values[mask])
-    return {name: period_metrics(*(np.concatenate(v) for v in parts[name]), codebook_size=codebook)
+    return {name: period_metrics(*(np.concatenate(v) for v in parts[name]), codebook_size=codebook, names=names)
             for name in periods if sum(len(c) for c in parts[name][0])}
 
 
@@ -147,7 +168,8 @@ def _build_tokens(job: template.Job[TokensConfig]) -> template.Output:
     tok = read_tokenizer(job.parent(TOKENIZER))
     config = tok.config
     fold = _tokens_fold(job.parents, job.config.fold)
-    series = series_by_asset(_features(job, config, rep), normalizer(job.ws, tok.manifest))
+    feats, names = _features(job, config, rep)
+    series = series_by_asset(feats, normalizer(job.ws, tok.manifest), names)
     encode = encoder(job.ws, tok)
     frames = []
     with rep.task(f"encoding {sum(len(x) for _, x in series.values()):,} bars"):
@@ -155,7 +177,7 @@ def _build_tokens(job: template.Job[TokensConfig]) -> template.Output:
             idx, _ = encode(x)
             frame = pl.DataFrame({"asset": asset, "ts": ts, "code": idx.astype(np.int16)})
             frame = frame.with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
-            frames.append(frame.hstack(pl.DataFrame(x, schema=[f"f_{n}" for n in FEATURES])))
+            frames.append(frame.hstack(pl.DataFrame(x, schema=[f"f_{n}" for n in names])))
     table = pl.concat(frames)
     book = np.asarray(codebook(tuple(config.model.levels)))
     book_frame = pl.DataFrame({"code": np.arange(len(book), dtype=np.int16)}).hstack(
@@ -173,7 +195,7 @@ def _build_tokens(job: template.Job[TokensConfig]) -> template.Output:
     job.writer.write_parquet("tokens.parquet", table)
     job.writer.write_parquet("codebook.parquet", book_frame)
     summary = {
-        "codebook_size": len(book), "levels": list(config.model.levels), "features": [f"f_{n}" for n in FEATURES],
+        "codebook_size": len(book), "levels": list(config.model.levels), "features": [f"f_{n}" for n in names],
         "fold": fold.name, "warmup_bars": receptive_field(depth=config.model.depth, kernel=config.model.kernel) - 1,
     }
     return template.Output(metrics, summary)

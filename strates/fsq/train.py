@@ -19,13 +19,15 @@ from strates.fsq.features import FEATURES
 ENCODE_BUCKET = 1024  # series are right-padded to a multiple of this, to reuse compilations
 
 
-def build_model(config: ModelConfig, *, seed: int):
+def build_model(config: ModelConfig, *, seed: int, features: int = len(FEATURES)):
+    """The tokenizer for `features` input features per bar (FEATURES for bars; two per
+    channel for a series dataset)."""
     from flax import nnx
 
     from strates.fsq.model import Tokenizer
 
     return Tokenizer(
-        features=len(FEATURES), width=config.width, depth=config.depth, decoder_depth=config.decoder_depth,
+        features=features, width=config.width, depth=config.depth, decoder_depth=config.decoder_depth,
         kernel=config.kernel, levels=tuple(config.levels), rngs=nnx.Rngs(seed),
     )
 
@@ -63,8 +65,9 @@ def code_usage(z, levels: tuple[int, ...], *, temperature: float, max_positions:
     return entropy / jnp.log(mean.shape[0])
 
 
-def make_loss(graphdef, config: Config) -> Callable:
-    """loss_fn(params, x [B, T, F], key) -> (MSE + usage term, metrics)."""
+def make_loss(graphdef, config: Config, names: tuple[str, ...] = FEATURES) -> Callable:
+    """loss_fn(params, x [B, T, F], key) -> (MSE + usage term, metrics); the MSE of the
+    first two features (`names`) is logged apart."""
     import jax.numpy as jnp
     from flax import nnx
 
@@ -83,7 +86,7 @@ def make_loss(graphdef, config: Config) -> Callable:
         mse = err.mean()
         usage = code_usage(z, levels, temperature=temperature)
         metrics = {"mse": mse, "usage": usage}
-        metrics.update({f"mse_{name}": per_feature[i] for i, name in enumerate(FEATURES[:2])})
+        metrics.update({f"mse_{name}": per_feature[i] for i, name in enumerate(names[:2])})
         return mse + weight * (1.0 - usage), metrics
 
     return loss_fn
@@ -138,8 +141,10 @@ def make_encoder(graphdef) -> Callable:
     return encode
 
 
-def period_metrics(codes: np.ndarray, x: np.ndarray, x_hat: np.ndarray, *, codebook_size: int) -> PeriodMetrics:
-    """codes [N], x and x_hat [N, F] -> PeriodMetrics (R² = 1 - SSE / SST per feature)."""
+def period_metrics(codes: np.ndarray, x: np.ndarray, x_hat: np.ndarray, *, codebook_size: int,
+                   names: tuple[str, ...] = FEATURES) -> PeriodMetrics:
+    """codes [N], x and x_hat [N, F] -> PeriodMetrics (R² = 1 - SSE / SST per feature,
+    named by `names` [F])."""
     counts = np.bincount(codes, minlength=codebook_size).astype(np.float64)
     p = counts[counts > 0] / counts.sum()
     err = ((x - x_hat) ** 2).sum(axis=0)
@@ -149,13 +154,15 @@ def period_metrics(codes: np.ndarray, x: np.ndarray, x_hat: np.ndarray, *, codeb
         codes_used=int((counts > 0).sum()),
         utilization=float((counts > 0).mean()),
         perplexity=float(np.exp(-(p * np.log(p)).sum())),
-        mse={name: float(err[i] / len(x)) for i, name in enumerate(FEATURES)},
-        r2={name: float(1.0 - err[i] / sst[i]) if sst[i] > 0 else 0.0 for i, name in enumerate(FEATURES)},
+        mse={name: float(err[i] / len(x)) for i, name in enumerate(names)},
+        r2={name: float(1.0 - err[i] / sst[i]) if sst[i] > 0 else 0.0 for i, name in enumerate(names)},
     )
 
 
-def fit(config: Config, train_series: list[np.ndarray], *, checkpoint_dir: str, on_log=None, stop_after=None):
-    """Train a tokenizer on `train_series` (each `[N_a, F]`, normalised, training period only).
+def fit(config: Config, train_series: list[np.ndarray], *, checkpoint_dir: str, on_log=None, stop_after=None,
+        names: tuple[str, ...] = FEATURES):
+    """Train a tokenizer on `train_series` (each `[N_a, F]`, normalised, training period
+    only; `names` [F] the features).
 
     Resumes from the checkpoints in `checkpoint_dir` if an earlier attempt left some.
     Returns (graphdef, TrainResult).
@@ -164,13 +171,13 @@ def fit(config: Config, train_series: list[np.ndarray], *, checkpoint_dir: str, 
 
     from strates.core.train import train
 
-    model = build_model(config.model, seed=config.train.seed)
+    model = build_model(config.model, seed=config.train.seed, features=len(names))
     graphdef, params = split_model(model)
     batches = window_sampler(
         train_series, window=config.data.window, batch_size=config.train.batch_size, seed=config.train.seed
     )
     result = train(
-        loss_fn=make_loss(graphdef, config), params=params, batches=batches, config=config.train,
+        loss_fn=make_loss(graphdef, config, tuple(names)), params=params, batches=batches, config=config.train,
         checkpoint_dir=checkpoint_dir, key=jax.random.key(config.train.seed), on_log=on_log, stop_after=stop_after,
     )
     return graphdef, result

@@ -1,5 +1,12 @@
 """Strate II data: per-asset code sequences with the macro series aligned to the same bars.
 
+For a series dataset (`strates.data.series`) each system is an asset, and its FIRST
+channel plays the role of the price: `log_returns` holds that channel's increments
+x_t - x_{t-1} (not logs: a channel may be negative or cross zero), which the probes predict
+and the CFM forecasts and scores as "returns", and `log_range` is 0 (series carry no
+range; the CFM's range feature then reads 0). The other channels reach the models only
+through the tokens.
+
 The macro values come from the dataset's as-of join (`macro_<series>` columns: the value
 public at each bar), so a window of bars always carries exactly the macro history its bars
 could see: windows are cut once, over tokens and macro together, never separately.
@@ -25,8 +32,9 @@ from strates.data import artifact as data_artifact
 @dataclasses.dataclass(frozen=True)
 class Sequence:
     """One asset's bars. ts [N] datetime64[us] (UTC), codes [N] int32, macro [N, M] float32
-    (raw, NaN where unpublished), log_returns [N] float64, features [N, F] float32,
-    log_range [N] float64 (log(high / low) of each bar: 0 when the bars carry no range)."""
+    (raw, NaN where unpublished), log_returns [N] float64 (a series: the first channel's
+    increments; 0 at the first bar), features [N, F] float32, log_range [N] float64
+    (log(high / low) of each bar: 0 when the bars carry no range, and for a series)."""
 
     asset: str
     index: int
@@ -73,8 +81,11 @@ class MacroScaler:
 
 def load_sequences(ws: Workspace, tokens: artifacts.Manifest
                    ) -> tuple[list[Sequence], tuple[str, ...], data_artifact.Dataset]:
-    """The tokens artifact joined with its dataset's close prices and macro columns.
-    Returns (sequences in asset order, macro series names, the typed dataset)."""
+    """The tokens artifact joined with its dataset's close prices (a series dataset: its
+    first channel) and macro columns. Returns (sequences in asset order, macro series
+    names, the typed dataset)."""
+    import polars as pl
+
     from strates.data.ingest import load_bars
     from strates.fsq.artifact import token_table
 
@@ -82,19 +93,28 @@ def load_sequences(ws: Workspace, tokens: artifacts.Manifest
     table = token_table(ws, tokens)
     bars = load_bars(ws, dataset.manifest)
     macro_cols = tuple(c for c in bars.columns if c.startswith("macro_"))
-    joined = table.join(bars.select("asset", "ts", "high", "low", "close", *macro_cols), on=["asset", "ts"], how="left")
+    if dataset.is_series:
+        prices = [pl.col(dataset.summary.channels[0]).alias("_level")]
+    else:
+        prices = [pl.col("close"), pl.col("high"), pl.col("low")]
+    joined = table.join(bars.select("asset", "ts", *prices, *macro_cols), on=["asset", "ts"], how="left")
     feature_cols = [c for c in table.columns if c.startswith("f_")]
     out = []
     for i, ((asset,), part) in enumerate(sorted(joined.group_by("asset"), key=lambda kv: kv[0][0])):
         part = part.sort("ts")
-        close = part["close"].to_numpy()
-        log_returns = np.diff(np.log(close), prepend=np.log(close[0]))
+        if dataset.is_series:
+            level = part["_level"].to_numpy().astype(np.float64)
+            log_range = np.zeros(part.height)
+        else:
+            level = np.log(part["close"].to_numpy())
+            log_range = np.log(part["high"].to_numpy() / part["low"].to_numpy())
+        log_returns = np.diff(level, prepend=level[0])
         macro = part.select(macro_cols).to_numpy().astype(np.float64) if macro_cols else np.zeros((part.height, 0))
         out.append(Sequence(
             asset=asset, index=i, ts=part["ts"].dt.replace_time_zone(None).to_numpy(),
             codes=part["code"].to_numpy().astype(np.int32), macro=macro,  # nulls read as NaN
             log_returns=log_returns, features=part.select(feature_cols).to_numpy().astype(np.float32),
-            log_range=np.log(part["high"].to_numpy() / part["low"].to_numpy()),
+            log_range=log_range,
         ))
     return out, tuple(c.removeprefix("macro_") for c in macro_cols), dataset
 
