@@ -26,6 +26,7 @@ ARTIFACTS = (
     ("cfm", "strates.cfm.artifact", "Summary", "Metrics"),
     ("agent", "strates.agent.artifact", "Summary", "Metrics"),
     ("multiverse", "strates.multiverse.artifact", "Summary", "Metrics"),
+    ("multiverse-futures", "strates.multiverse.artifact", "FuturesSummary", "FuturesMetrics"),
     ("report", "strates.report.artifact", "Summary", "Metrics"),
 )
 

@@ -5,6 +5,10 @@
 the per-decision metrics, the decisions against the noise floor, the comparison of the
 deterministic, filtered and consensus-sized policies (the agent's backtest table,
 `strates.agent.artifact.performance_table`) and the verdicts.
+
+The futures alone (`chaos multiverse --futures-only` or `--cfm`; no agent, no decisions)
+make an artifact of their own kind, `multiverse-futures` (`FuturesOnly`: `read_futures`,
+`load_futures`, `futures_tables`): λ per bar and per unit time, sensitivity and modes.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import datetime as dt
 from strates.agent.artifact import BACKTEST_NOTE, Performance, Trials, find, performance_table, span_text
 from strates.agent.bootstrap import Difference
 from strates.agent.config import PlannerKind
+from strates.cfm.config import Method
 from strates.core import artifacts
 from strates.core.table import Table, table
 from strates.core.typed import Typed
@@ -23,7 +28,9 @@ from strates.multiverse.config import Config
 
 KIND = "multiverse"
 COMMAND = "multiverse"
-METRICS = ("consensus", "bifurcation", "effective_modes", "lyapunov")
+FUTURES_KIND = "multiverse-futures"  # the futures alone: no agent, no decisions
+READINGS = ("lyapunov_per_bar", "sensitivity", "modes")  # what the futures alone measure, per asset and time
+METRICS = ("consensus", "bifurcation", *READINGS)  # per decision
 POLICIES = ("deterministic", "filtered", "sized")
 GATED = ("filtered", "sized")  # the policies judged against the deterministic one
 STATS = ("mean", "std", "min", "p05", "p25", "p50", "p75", "p95", "max")
@@ -61,12 +68,13 @@ class Distribution:
 
 @dataclasses.dataclass(frozen=True)
 class Distributions:
-    """The distribution of each metric of `crossing` (`METRICS`)."""
+    """The distribution of each per-decision metric of `crossing` (`METRICS`)."""
 
     consensus: Distribution
     bifurcation: Distribution
-    effective_modes: Distribution
-    lyapunov: Distribution
+    lyapunov_per_bar: Distribution
+    sensitivity: Distribution
+    modes: Distribution
 
     def items(self) -> tuple[tuple[str, Distribution], ...]:
         return tuple((name, getattr(self, name)) for name in METRICS)
@@ -132,21 +140,31 @@ class Verdict:
 
 @dataclasses.dataclass(frozen=True)
 class Metrics:
-    """M `universes` (+ the unperturbed one) at angle `sigma`, N `futures` each, the
-    contested `threshold`; the period and its decision times; the decisions (asset x
-    decision time) and how many were contested (and which assets at the last decision
-    time); the metrics' distributions, the noise floor, the replay check; the policies'
-    backtest rows (`comparison`) and the verdicts per cost level."""
+    """M `universes` (+ the unperturbed one) at angle `sigma`, N `futures` each over
+    `horizon` steps, the contested `threshold`; the period and its decision times; the
+    decisions (asset x decision time) and how many were contested (and which assets at the
+    last decision time); the futures' readings, means over every decision
+    (`lyapunov_per_bar`; `lyapunov_per_time`, the same per second of the bar interval
+    `interval_seconds`; `sensitivity`; `modes`) and `lyapunov_floor`, what a flow that
+    ignores its condition would read; the metrics' distributions, the noise floor, the
+    replay check; the policies' backtest rows (`comparison`) and the verdicts per cost level."""
 
     universes: int
     sigma: float
     futures: int
+    horizon: int
     threshold: float
     period: Crossed
     decision_times: DecisionTimes
     decisions: int
     contested: int
     contested_share: float
+    interval_seconds: float
+    lyapunov_per_bar: float
+    lyapunov_per_time: float
+    lyapunov_floor: float
+    sensitivity: float
+    modes: float
     distribution: Distributions
     noise_floor: NoiseFloor
     replay: Replay
@@ -193,15 +211,113 @@ load = Multiverse.load
 _typed = Multiverse.of
 
 
+# -- the futures alone ----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class FuturesDistributions:
+    """The distribution of each reading (`READINGS`) over every asset and decision time."""
+
+    lyapunov_per_bar: Distribution
+    sensitivity: Distribution
+    modes: Distribution
+
+    def items(self) -> tuple[tuple[str, Distribution], ...]:
+        return tuple((name, getattr(self, name)) for name in READINGS)
+
+
+@dataclasses.dataclass(frozen=True)
+class AssetReadings:
+    """One asset's (or system's) readings: its `bars` in the period (with a full scale
+    window behind them), the `decisions` (decision times) crossed, and the means over them."""
+
+    bars: int
+    decisions: int
+    lyapunov_per_bar: float
+    lyapunov_per_time: float
+    sensitivity: float
+    modes: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FuturesMetrics:
+    """M `universes` (+ the unperturbed one) at angle `sigma`, N `futures` each over
+    `horizon` steps; the period crossed (the fold's test period: `period.bars` distinct
+    times); `assets` crossed, at most `decision_times` evenly spaced times per asset,
+    `decisions` (asset x time) in all, from `first` to `last`; the bar interval
+    (`interval_seconds`); the means over every decision of λ per bar (`lyapunov_per_bar`),
+    per second (`lyapunov_per_time`), sensitivity and modes; `lyapunov_floor`, what a flow
+    that ignores its condition would read; their distributions; the same per asset."""
+
+    universes: int
+    sigma: float
+    futures: int
+    horizon: int
+    period: Crossed
+    assets: int
+    decision_times: int
+    decisions: int
+    first: dt.datetime
+    last: dt.datetime
+    interval_seconds: float
+    lyapunov_per_bar: float
+    lyapunov_per_time: float
+    lyapunov_floor: float
+    sensitivity: float
+    modes: float
+    distribution: FuturesDistributions
+    per_asset: dict[str, AssetReadings]
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FuturesSummary:
+    """The cfm whose futures were crossed, its fold, how they were drawn (the cfm's own
+    ODE `method` and `nfe`, `ensemble` members sharing the N futures), the assets with no
+    decision time in the period, where the definitions are."""
+
+    cfm: str
+    fold: str
+    method: Method
+    nfe: int
+    ensemble: int
+    absent: tuple[str, ...] = ()
+    definitions: str = DEFINITIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class FuturesOnly(Typed[Config, FuturesSummary, FuturesMetrics]):
+    """A `multiverse-futures` artifact: the futures of a cfm crossed without an agent."""
+
+    KIND = FUTURES_KIND
+    COMMAND = COMMAND
+
+
+read_futures = FuturesOnly.read
+load_futures = FuturesOnly.load
+
+
 # -- tables -------------------------------------------------------------------------------
+def _value(v: float) -> str:
+    """3 decimals, or 3 significant digits for a value too large or too small for them."""
+    return f"{v:.3f}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.3g}"
+
+
+def readings_text(mt: Metrics | FuturesMetrics) -> str:
+    """The futures' readings in one sentence: the means and what they mean."""
+    return (f"Mean Lyapunov proxy λ = {_value(mt.lyapunov_per_bar)} per bar ({mt.lyapunov_per_time:.3g} per second at "
+            f"{mt.interval_seconds:g} s a bar; < 0: perturbations shrink, > 0: they grow; a flow that ignores its "
+            f"condition reads {_value(mt.lyapunov_floor)}), perturbation sensitivity {_value(mt.sensitivity)} (0: the "
+            f"push moves nothing compared with the futures' spread), {_value(mt.modes)} future modes on average "
+            f"(over {mt.horizon} steps, {mt.futures} futures per universe).")
+
+
 def distribution_table(mv: Multiverse) -> Table:
     """The distribution of each per-decision metric, titled with what was crossed."""
     mt = mv.metrics
     p, times = mt.period, mt.decision_times
     spacing = " (every bar)" if times.every else ", evenly spaced over the whole period"
-    return table(("metric", *STATS), [(name.replace("_", " "), *(f"{d.stat(s):.3f}" for s in STATS))
+    return table(("metric", *STATS), [(name.replace("_", " "), *(_value(d.stat(s)) for s in STATS))
                                       for name, d in mt.distribution.items()],
-                 "Distribution of the per-decision metrics over every asset and decision time.",
+                 "Distribution of the per-decision metrics over every asset and decision time. " + readings_text(mt),
                  title=f"{p.name} {span_text(p.span)}: {times.count} decision times of {p.bars:,} bars{spacing}, "
                        f"{mt.decisions:,} decisions, {mt.universes} universes + 1 at σ={mt.sigma:g} rad, "
                        f"{mt.futures} futures each")
@@ -270,3 +386,30 @@ def verdict_table(mv: Multiverse) -> Table:
 def tables(mv: Multiverse | artifacts.Manifest) -> list[Table]:
     m = _typed(mv)
     return [distribution_table(m), decisions_table(m), comparison_table(m), verdict_table(m)]
+
+
+def futures_distribution_table(fo: FuturesOnly) -> Table:
+    """The distribution of each reading of the futures alone, titled with what was crossed."""
+    mt = fo.metrics
+    p = mt.period
+    return table(("reading", *STATS), [(name.replace("_", " "), *(_value(d.stat(s)) for s in STATS))
+                                       for name, d in mt.distribution.items()],
+                 "Distribution of the futures' readings over every asset and decision time (no agent, no "
+                 "decisions). " + readings_text(mt),
+                 title=f"{p.name} {span_text(p.span)}: {mt.assets} assets, up to {mt.decision_times} decision times "
+                       f"each, evenly spaced, {mt.decisions:,} in all; {mt.universes} universes + 1 at "
+                       f"σ={mt.sigma:g} rad, {mt.futures} futures each")
+
+
+def per_asset_table(fo: FuturesOnly) -> Table:
+    """Each asset's (or system's) mean readings."""
+    rows = [(name, f"{r.bars:,}", f"{r.decisions:,}", _value(r.lyapunov_per_bar), f"{r.lyapunov_per_time:.3g}",
+             _value(r.sensitivity), _value(r.modes)) for name, r in sorted(fo.metrics.per_asset.items())]
+    return table(("asset", "bars", "decision times", "λ per bar", "λ per second", "sensitivity", "modes"), rows,
+                 f"Means over each asset's decision times; bars: its bars in the period. Futures of "
+                 f"{fo.summary.cfm} ({fo.summary.method}, {fo.summary.nfe} evaluations).", title="per asset")
+
+
+def futures_tables(fo: FuturesOnly | artifacts.Manifest) -> list[Table]:
+    f = FuturesOnly.of(fo)
+    return [futures_distribution_table(f), per_asset_table(f)]

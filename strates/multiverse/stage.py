@@ -11,9 +11,11 @@
    (`crossing.perturb`), N futures per universe drawn with universe 0's noise (common
    random numbers), and a decision per universe planned from the position and warm plan
    the agent held, with the agent's planner random numbers at that bar. Consensus,
-   bifurcation index, effective number of future modes and the Lyapunov proxy follow
-   (`crossing`). The decision noise floor: M re-seeded copies of universe 0 (σ = 0, fresh
-   futures noise and planner numbers); their flip rate is what bifurcation must exceed.
+   bifurcation index and the futures' readings follow (`crossing`; `futures.path_readings`):
+   the Lyapunov proxy per bar (and per second of the bar interval), the perturbation
+   sensitivity and the modes of universe 0's futures. The decision noise floor: M re-seeded
+   copies of universe 0 (σ = 0, fresh futures noise and planner numbers); their flip rate is
+   what bifurcation must exceed.
 4. The claim is tested on every bar of the period: the deterministic policy (the agent)
    against a filtered one (no trade while the latest reading says contested: the position
    is held) and a consensus-sized one (position x the latest reading's consensus). Both are
@@ -40,7 +42,7 @@ from strates.agent import artifact as agent_artifact
 from strates.core import artifacts
 from strates.core import stage as template
 from strates.core.config import to_dict
-from strates.core.errors import ArtifactNotFound
+from strates.core.errors import ArtifactNotFound, ConfigError
 from strates.core.progress import Reporter
 from strates.core.workspace import Workspace
 from strates.data import artifact as data_artifact
@@ -48,6 +50,7 @@ from strates.multiverse import artifact
 from strates.multiverse.artifact import (
     GATED,
     METRICS,
+    READINGS,
     Crossed,
     DecisionTimes,
     Distribution,
@@ -59,29 +62,22 @@ from strates.multiverse.artifact import (
     Verdict,
 )
 from strates.multiverse.config import DEFAULT_PRESET, PRESETS, Config
+from strates.multiverse.futures import path_readings
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-def _summaries(decider, x, universes, obs, *, hc: int):
-    """Per state, from raw futures `x [B, U, N, F]`, the universes' states
-    `universes [B, U, D]` and the unperturbed observation `obs [B, D + k + 1]`: effective
-    modes [B], Lyapunov proxy [B], and quantiles of the unperturbed universe's cumulative
+def _summaries(decider, x, obs, *, hc: int, sigma: float):
+    """Per state, from raw futures `x [B, U, N, F]` and the unperturbed observation
+    `obs [B, D + k + 1]`: the Lyapunov proxy per bar [B] and the sensitivity [B]
+    (`futures.path_readings`), and quantiles of the unperturbed universe's cumulative
     returns [B, H_cfm, 5]."""
     import jax.numpy as jnp
 
-    from strates.multiverse import crossing
-
-    d = decider.state_dim
-    states = x[..., : hc * d].reshape(*x.shape[:-1], hc, d)
-    states = states / jnp.maximum(jnp.linalg.norm(states, axis=-1, keepdims=True), 1e-12)
-    modes = crossing.effective_modes(x.mean(2))
-    mean_states = states.mean(2)  # the extrinsic mean on the sphere: averaged, then projected back onto it
-    mean_states = mean_states / jnp.maximum(jnp.linalg.norm(mean_states, axis=-1, keepdims=True), 1e-12)
-    lyap = crossing.lyapunov(universes, mean_states)
+    lyap, sens = path_readings(x, state_dim=decider.state_dim, horizon=hc, sigma=sigma)
     cum = jnp.cumsum(decider.returns_of(x[:, 0], obs), axis=-1)  # [B, N, H_cfm]
     fans = jnp.moveaxis(jnp.quantile(cum, jnp.array(QUANTILES), axis=1), 0, -1)
-    return modes, lyap, fans
+    return lyap, sens, fans
 
 
 def decision_bars(valid: np.ndarray, budget: int) -> np.ndarray:
@@ -99,7 +95,7 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
     `h [T, A, D + k + 1]` (`cfm.scale`: the JEPA state, the scale features, the unit), around the
     agent's walk `deterministic` (a `Walk` drawn with `walk_key`). Returns per (decision
     time, asset): actions `[C, A, U]`, directions, majority, consensus, bifurcation, flip
-    (the noise floor's flip rate), effective_modes, lyapunov `[C, A]`, fan quantiles
+    (the noise floor's flip rate), lyapunov_per_bar, sensitivity, modes `[C, A]`, fan quantiles
     `[C, A, H_cfm, 5]` and `universe0 [C, A]` (universe 0 recomputed in the batch, to check
     the replay)."""
     import jax
@@ -112,14 +108,15 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
     pc = decider.config.planner
     n, f, hp = decider.futures_per_state, decider.x_dim, pc.horizon
     chunk = max(1, int(24e6 // (a_len * (u + m) * n * f)))
-    summarise = jax.jit(lambda x, uu, o: _summaries(decider, x, uu, o, hc=decider.cfm_horizon))
+    summarise = jax.jit(lambda x, o: _summaries(decider, x, o, hc=decider.cfm_horizon, sigma=config.sigma))
     perturb = jax.jit(jax.vmap(lambda hb, k: crossing.perturb(hb, key=k, m=m, sigma=config.sigma)))
     k_perturb, k_floor = jax.random.split(jax.random.key(config.seed))
     c_len = len(bars)
     actions = np.zeros((c_len, a_len, u), np.float32)
     flips = np.zeros((c_len, a_len), np.float32)
-    modes = np.ones((c_len, a_len), np.float32)
-    lyap = np.zeros((c_len, a_len), np.float32)
+    modes = np.ones((c_len, a_len), np.float64)
+    lyap = np.zeros((c_len, a_len), np.float64)
+    sens = np.zeros((c_len, a_len), np.float64)
     fans = np.zeros((c_len, a_len, decider.cfm_horizon, len(QUANTILES)), np.float32)
     for s in range(0, c_len, chunk):
         real = min(chunk, c_len - s)
@@ -152,9 +149,11 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
         d0 = crossing.directions(jnp.asarray(deterministic.actions[bc]), band=config.band)
         flips[s:s + real] = np.asarray(crossing.bifurcation(jnp.concatenate(
             [d0[..., None], crossing.directions(jnp.asarray(copies), band=config.band)], axis=-1)))[:real]
-        m_, l_, f_ = summarise(x.reshape(c * a_len, u, n, f), uu.reshape(c * a_len, u, d), hb.reshape(c * a_len, width))
-        modes[s:s + real] = np.asarray(m_).reshape(c, a_len)[:real]
+        xu = x.reshape(c * a_len, u, n, f)
+        l_, s_, f_ = summarise(xu, hb.reshape(c * a_len, width))
+        modes[s:s + real] = crossing.modes(np.asarray(xu[:, 0])).reshape(c, a_len)[:real]
         lyap[s:s + real] = np.asarray(l_).reshape(c, a_len)[:real]
+        sens[s:s + real] = np.asarray(s_).reshape(c, a_len)[:real]
         fans[s:s + real] = np.asarray(f_).reshape(c, a_len, *f_.shape[1:])[:real]
     universe0 = actions[:, :, 0].copy()
     actions[:, :, 0] = deterministic.actions[bars]  # universe 0 is the agent's own decision, exactly
@@ -162,7 +161,8 @@ def cross(decider, h: np.ndarray, config: Config, *, walk_key, deterministic, ba
     majority, consensus = crossing.vote(dirs)
     return {"actions": actions, "directions": np.asarray(dirs), "majority": np.asarray(majority),
             "consensus": np.asarray(consensus), "bifurcation": np.asarray(crossing.bifurcation(dirs)),
-            "flip": flips, "effective_modes": modes, "lyapunov": lyap, "fans": fans, "universe0": universe0}
+            "flip": flips, "lyapunov_per_bar": lyap, "sensitivity": sens, "modes": modes, "fans": fans,
+            "universe0": universe0}
 
 
 def latest_reading(bars: np.ndarray, t_len: int) -> np.ndarray:
@@ -179,6 +179,7 @@ def build(job: template.Job[Config]) -> template.Output:
     from strates.agent.bootstrap import paired_difference
     from strates.agent.trials import census
     from strates.jepa.artifact import embed
+    from strates.multiverse import crossing
 
     config, ws, rep = job.config, job.ws, job.reporter
     am = agent_artifact.read(job.parent("agent"))
@@ -237,13 +238,19 @@ def build(job: template.Job[Config]) -> template.Output:
     flip = float(out["flip"][ok].mean()) if any_ok else 0.0
     bifurcation = float(out["bifurcation"][ok].mean()) if any_ok else 0.0
     first_t, last_t = (_utc(ts[bars[0]]), _utc(ts[bars[-1]])) if len(bars) else (b.span.start, b.span.start)
+    interval = float(dataset.summary.interval_seconds)
+    mean = {m: float(out[m][ok].mean()) if any_ok else 0.0 for m in READINGS}
     metrics = Metrics(
-        universes=config.universes, sigma=config.sigma, futures=decider.futures_per_state, threshold=config.threshold,
-        period=Crossed(b.name, b.span, len(ts)),
+        universes=config.universes, sigma=config.sigma, futures=decider.futures_per_state,
+        horizon=decider.cfm_horizon, threshold=config.threshold, period=Crossed(b.name, b.span, len(ts)),
         decision_times=DecisionTimes(count=len(bars), of_bars=len(ts), every=bool(len(bars) == int(valid.any(1).sum())),
                                      first=first_t, last=last_t),
         decisions=int(ok.sum()), contested=int(contested.sum()),
         contested_share=float(contested[ok].mean()) if any_ok else 0.0,
+        interval_seconds=interval, lyapunov_per_bar=mean["lyapunov_per_bar"],
+        lyapunov_per_time=mean["lyapunov_per_bar"] / interval,
+        lyapunov_floor=crossing.lyapunov_floor(config.sigma, decider.cfm_horizon),
+        sensitivity=mean["sensitivity"], modes=mean["modes"],
         contested_assets_last=tuple(states[a].asset for a in np.nonzero(contested[last[-1]])[0]) if len(last) else (),
         distribution=Distributions(**{m: Distribution.of(out[m][ok]) for m in METRICS}),
         noise_floor=NoiseFloor(copies=config.universes, flip_rate=flip, bifurcation=bifurcation,
@@ -259,15 +266,28 @@ def build(job: template.Job[Config]) -> template.Output:
     return template.Output(to_dict(metrics), to_dict(summary))
 
 
+def _prepare(config: Config, parents) -> Config:
+    """The agent draws its own N futures: `futures` is for the futures alone."""
+    del parents
+    if config.futures:
+        raise ConfigError(f"futures={config.futures} sets N for the futures alone; crossing an agent draws the "
+                          "agent's own N futures (its planner.futures)", field="futures",
+                          fix="drop --set futures (or the bench preset), or cross the futures alone with "
+                              "--futures-only / --cfm")
+    return config
+
+
 STAGE: template.Stage[Config] = template.Stage(
     kind=artifact.KIND, command=artifact.COMMAND, config=Config, build=build,
     parents=("agent", "cfm", "jepa", "tokens", "dataset"), presets=PRESETS, default_preset=DEFAULT_PRESET,
+    prepare=_prepare,
 )
 
 
 def run(config: Config, ws: Workspace, *, agent: str | artifacts.Manifest = "latest", force: bool = False,
         reporter: Reporter | None = None) -> template.Result:
-    """Cross the agent artifact `agent` (a reference or a manifest)."""
+    """Cross the agent artifact `agent` (a reference or a manifest): decisions and futures.
+    For the futures alone (no agent), see `futures.run_futures`."""
     return template.run(STAGE, config, ws, parents={"agent": agent}, force=force, reporter=reporter)
 
 

@@ -15,8 +15,22 @@ from strates.agent.artifact import WALK, load_decider
 from strates.agent.artifact import read as read_agent
 from strates.core import artifacts
 from strates.core.config import apply_overrides, merge_presets
-from strates.multiverse import PRESETS, Config, run
-from strates.multiverse.artifact import GATED, METRICS, POLICIES, load, read, tables
+from strates.multiverse import PRESETS, Config, agent_cfm, run, run_futures
+from strates.multiverse.artifact import (
+    FUTURES_KIND,
+    GATED,
+    METRICS,
+    POLICIES,
+    READINGS,
+    futures_tables,
+    load,
+    load_futures,
+    read,
+    read_futures,
+    tables,
+)
+from strates.multiverse.crossing import lyapunov_floor
+from strates.multiverse.futures import evenly
 from strates.multiverse.stage import decision_bars, latest_reading
 
 pytestmark = pytest.mark.xdist_group("pipeline")
@@ -66,7 +80,12 @@ def test_metrics_per_asset_and_time(crossed):
     floor = m.noise_floor
     assert floor.flip_rate == pytest.approx(f.mean()) and floor.above_floor == pytest.approx(b.mean() - f.mean())
     assert floor.bifurcation == pytest.approx(b.mean()) and floor.copies == m.universes
-    assert (d["effective_modes"].to_numpy() >= 1 - 1e-6).all() and np.isfinite(d["lyapunov"].to_numpy()).all()
+    lam, sens, modes = (d[k].to_numpy() for k in READINGS)
+    assert np.isfinite(lam).all() and (sens >= 0).all() and (modes >= 1).all() and np.allclose(modes, np.round(modes))
+    assert m.lyapunov_per_bar == pytest.approx(lam.mean()) and m.sensitivity == pytest.approx(sens.mean())
+    assert m.modes == pytest.approx(modes.mean()) and m.horizon == 4
+    assert m.interval_seconds == 3600 and m.lyapunov_per_time == pytest.approx(m.lyapunov_per_bar / 3600)
+    assert m.lyapunov_floor == lyapunov_floor(m.sigma, m.horizon) < lam.min()  # the flow reads its condition
     assert (d["contested"].to_numpy() == (c < m.threshold)).all()
     assert m.contested == int(d["contested"].sum()) and m.contested_share == pytest.approx(d["contested"].mean())
     assert m.distribution.consensus.mean == pytest.approx(c.mean()) and [k for k, _ in m.distribution.items()] == list(
@@ -126,7 +145,7 @@ def test_sigma_zero_gives_trivial_metrics_end_to_end(crossed):
     mv = read(run(apply_overrides(DEBUG, ["sigma=0"]), ws, agent=out["agent"].id).manifest)
     d = _read(ws, mv, "decisions.parquet")
     assert (d["consensus"] == 1.0).all() and (d["bifurcation"] == 0.0).all()
-    assert (d["lyapunov"] == 0.0).all() and np.allclose(d["effective_modes"].to_numpy(), 1.0)
+    assert (d["lyapunov_per_bar"] == 0.0).all() and (d["sensitivity"] == 0.0).all()  # nothing perturbed, nothing read
     assert mv.metrics.contested == 0
     # nothing contested and consensus 1: the gated walks are the agent's walk, bar for bar
     assert mv.row("filtered", 5).total_return == mv.row("deterministic", 5).total_return
@@ -174,3 +193,65 @@ def test_an_agent_without_a_saved_walk_is_replayed_exactly(debug_pipeline, tmp_p
     mv = read(run(DEBUG, copy, agent=am.id).manifest)
     assert mv.metrics.replay.max_abs_diff_backtest == 0.0
     assert mv.metrics.replay.universe0_batch_max_abs_diff < 1e-4
+
+
+# -- the futures alone -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def futures(debug_pipeline):
+    ws, out = debug_pipeline
+    return ws, out, read_futures(run_futures(DEBUG, ws, cfm=out["cfm"].id).manifest)
+
+
+def test_futures_alone_over_the_test_period(futures):
+    ws, out, fo = futures
+    m, man = fo.metrics, fo.manifest
+    assert man.stage == FUTURES_KIND and "agent" not in man.parents
+    assert man.parents == {k: out[k].id for k in ("cfm", "jepa", "tokens", "dataset")}
+    assert load_futures(ws, fo.id) == fo and fo.summary.cfm == out["cfm"].ref
+    r = pl.read_parquet(ws.local_path(f"{FUTURES_KIND}/{fo.id}/readings.parquet"))
+    assert r.height == m.decisions == sum(a.decisions for a in m.per_asset.values()) and m.assets == 2
+    assert m.decision_times == 24 and all(a.decisions == 24 <= a.bars for a in m.per_asset.values())  # debug budget
+    span = m.period.span
+    assert span == read_agent(out["agent"]).backtest("test").span  # the fold's test period, as the agent's
+    ts = r["ts"].to_numpy()
+    assert (ts >= np.datetime64(span.start.replace(tzinfo=None))).all()
+    assert (ts < np.datetime64(span.end.replace(tzinfo=None))).all()
+    lam, sens, modes = (r[k].to_numpy() for k in READINGS)
+    assert np.isfinite(lam).all() and (sens >= 0).all() and (modes >= 1).all()
+    assert m.lyapunov_per_bar == pytest.approx(lam.mean()) and m.sensitivity == pytest.approx(sens.mean())
+    assert m.modes == pytest.approx(modes.mean()) and m.interval_seconds == 3600
+    assert m.lyapunov_per_time == pytest.approx(m.lyapunov_per_bar / 3600)
+    np.testing.assert_allclose(r["lyapunov_per_time"].to_numpy(), lam / 3600)
+    assert m.distribution.lyapunov_per_bar.mean == pytest.approx(m.lyapunov_per_bar)
+    assert m.lyapunov_floor < m.distribution.lyapunov_per_bar.min  # the flow reads its condition
+    assert m.futures == 8 and m.universes == 4 and m.horizon == 4  # the debug cfm's N and H
+    for name, a in m.per_asset.items():
+        mine = r.filter(pl.col("asset") == name)
+        assert a.lyapunov_per_bar == pytest.approx(mine["lyapunov_per_bar"].mean())
+    assert [len(t.rows) for t in futures_tables(fo)] == [len(READINGS), 2]
+
+
+def test_evenly_spaced_decision_times():
+    np.testing.assert_array_equal(evenly(np.arange(10, 20), 4), [10, 13, 16, 19])
+    np.testing.assert_array_equal(evenly(np.arange(3), 4), np.arange(3))
+    np.testing.assert_array_equal(evenly(np.arange(5), 0), np.arange(5))
+
+
+def test_cli_futures_only(futures):
+    ws, out, fo = futures
+    base = ["--workspace", ws.url, "--json", "multiverse", "--preset", "debug"]
+    for extra in (["--cfm", out["cfm"].id], ["--futures-only", "--agent", out["agent"].id]):
+        res = CliRunner().invoke(app, [*base, *extra], catch_exceptions=False)
+        assert res.exit_code == 0, res.stderr
+        got = json.loads(res.stdout)
+        assert got["reused"] and got["ref"] == fo.ref
+        assert got["metrics"]["lyapunov_per_bar"] == fo.metrics.lyapunov_per_bar
+    assert agent_cfm(ws, out["agent"].id).id == out["cfm"].id
+    res = CliRunner().invoke(app, ["--workspace", ws.url, "multiverse", "--preset", "debug", "--cfm", out["cfm"].id])
+    assert res.exit_code == 0 and "per asset" in res.stdout and f"reused {fo.ref}" in res.stdout
+    res = CliRunner().invoke(app, [*base, "--agent", out["agent"].id, "--cfm", out["cfm"].id])
+    assert res.exit_code == 2 and "not both" in res.stderr
+    res = CliRunner().invoke(app, [*base[:-1], "bench", "--agent", out["agent"].id])  # the agent draws its own N
+    assert res.exit_code == 2 and "futures" in res.stderr
+    res = CliRunner().invoke(app, [*base, "--cfm", "ffffffff"])
+    assert res.exit_code == 3
