@@ -337,14 +337,15 @@ def equity(frame: Any, *, strategies: Sequence[str] = (), highlight: str = "", d
 HEATMAPS = (
     ("consensus", "consensus (share agreeing with the majority)", "YlGnBu"),
     ("bifurcation", "bifurcation index (share differing from the unperturbed decision)", "YlOrRd"),
-    ("lyapunov", "Lyapunov proxy λ (red: perturbations grow, blue: they shrink)", "RdBu_r"),
+    ("lyapunov_per_bar", "Lyapunov proxy λ per bar (red: perturbations grow, blue: they shrink)", "RdBu_r"),
 )
 
 
 def heatmaps(frame: Any, *, bins: int = 400, dpi: int = 110) -> bytes:
-    """Asset x time heatmaps of consensus, bifurcation index and Lyapunov proxy (`frame`:
-    asset, ts and those columns); with more than `bins` decision times, each column is the
-    mean over consecutive times."""
+    """Asset x time heatmaps of consensus, bifurcation index and Lyapunov proxy per bar
+    (`frame`: asset, ts and those of the columns it has: a panel per column present, so the
+    futures alone, without decisions, show λ only); with more than `bins` decision times,
+    each column is the mean over consecutive times."""
     import matplotlib.dates as mdates
 
     assets = sorted(frame["asset"].unique().to_list())
@@ -360,17 +361,18 @@ def heatmaps(frame: Any, *, bins: int = 400, dpi: int = 110) -> bytes:
     row = np.searchsorted(np.array(assets), np.array(frame["asset"].to_list()))
     step = (ts[-1] - ts[0]) / max(len(ts) - 1, 1) if len(ts) > 1 else np.timedelta64(1, "h")
     x0, x1 = mdates.date2num(ts[0]), mdates.date2num(ts[-1] + step)
-    with _figure(1.0 + len(HEATMAPS) * (0.45 + 0.22 * len(assets)), dpi=dpi) as fig:
-        axes = fig.subplots(len(HEATMAPS), 1, sharex=True)
-        for ax, (key, title, cmap) in zip(np.atleast_1d(axes), HEATMAPS, strict=True):
+    panels = [p for p in HEATMAPS if p[0] in frame.columns] or list(HEATMAPS[:1])
+    with _figure(1.0 + len(panels) * (0.45 + 0.22 * len(assets)), dpi=dpi) as fig:
+        axes = fig.subplots(len(panels), 1, sharex=True)
+        for ax, (key, title, cmap) in zip(np.atleast_1d(axes), panels, strict=True):
             total = np.zeros((len(assets), ncol))
             count = np.zeros((len(assets), ncol))
-            vals = frame[key].to_numpy().astype(float)
+            vals = frame[key].to_numpy().astype(float) if key in frame.columns else np.full(frame.height, np.nan)
             ok = np.isfinite(vals)
             np.add.at(total, (row[ok], col[ok]), vals[ok])
             np.add.at(count, (row[ok], col[ok]), 1)
             grid = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-            if key == "lyapunov":
+            if key == "lyapunov_per_bar":
                 vmax = float(np.nanpercentile(np.abs(grid), 98)) if np.isfinite(grid).any() else 1.0
                 vmin, vmax = -(vmax or 1.0), vmax or 1.0
             elif key == "consensus":
@@ -389,15 +391,18 @@ def heatmaps(frame: Any, *, bins: int = 400, dpi: int = 110) -> bytes:
 
 
 DISTRIBUTIONS = (("consensus", "consensus"), ("bifurcation", "bifurcation index"),
-                 ("effective_modes", "effective number of modes"), ("lyapunov", "Lyapunov proxy λ"))
+                 ("lyapunov_per_bar", "Lyapunov proxy λ per bar"), ("sensitivity", "sensitivity"),
+                 ("modes", "future modes"))
 
 
 def distributions(frame: Any, *, threshold: float | None = None, dpi: int = 110) -> bytes:
-    """Histograms of the per-decision metrics (`frame`: consensus, bifurcation,
-    effective_modes, lyapunov); the contested threshold marked on consensus."""
+    """Histograms of the per-decision metrics (`frame`: those of consensus, bifurcation,
+    lyapunov_per_bar, sensitivity and modes it has: a panel per column present); the
+    contested threshold marked on consensus, 0 on λ, one bar per count of modes."""
+    panels = [p for p in DISTRIBUTIONS if p[0] in frame.columns] or list(DISTRIBUTIONS)
     with _figure(2.4, dpi=dpi) as fig:
-        axes = fig.subplots(1, len(DISTRIBUTIONS))
-        for ax, (key, title) in zip(axes, DISTRIBUTIONS, strict=True):
+        axes = np.atleast_1d(fig.subplots(1, len(panels)))
+        for ax, (key, title) in zip(axes, panels, strict=True):
             vals = frame[key].to_numpy().astype(float) if key in frame.columns else np.array([])
             vals = vals[np.isfinite(vals)]
             values, counts = np.unique(vals, return_counts=True)
@@ -408,12 +413,15 @@ def distributions(frame: Any, *, threshold: float | None = None, dpi: int = 110)
                 else:
                     ax.hist(vals, bins=np.linspace(0, 1, 21), color="#1f5fbf", alpha=0.8)
                 ax.set_xlim(-0.03, 1.03)
+            elif key == "modes" and len(values):  # whole counts
+                ax.bar(values, counts, width=0.6, color="#1f5fbf", alpha=0.8)
+                ax.set_xticks(values if len(values) <= 8 else values[:: -(-len(values) // 8)])
             elif len(values):
                 ax.hist(vals, bins=int(np.clip(len(vals) // 4, 5, 30)), color="#1f5fbf", alpha=0.8)
             if key == "consensus" and threshold is not None:
                 ax.axvline(threshold, color="#c0392b", lw=1.2, ls="--", label=f"threshold {threshold:.2f}")
                 ax.legend(frameon=False, fontsize=7.5)
-            if key == "lyapunov" and len(vals) and vals.min() <= 0 <= vals.max():
+            if key == "lyapunov_per_bar" and len(vals) and vals.min() <= 0 <= vals.max():
                 ax.axvline(0, color="#333333", lw=0.8)
             ax.set_title(title)
             ax.grid(axis="x", visible=False)

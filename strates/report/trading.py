@@ -15,6 +15,7 @@ from strates.report.document import (
     Heading,
     Section,
     Text,
+    duration,
     facts,
     fixed,
     integer,
@@ -45,14 +46,22 @@ DEFINITIONS = (
     ("verdict", "A paired stationary block bootstrap of the per-bar return difference (policy − deterministic) on "
                 "every bar of the period; the filter or the sizing is shown to help only when the 95% interval of "
                 "the annualised Sharpe difference lies above 0."),
-    ("effective number of modes", "exp of the entropy of the normalised eigenvalues of the covariance, across "
-                                  "universes, of the universes' mean futures: 1 when the universes agree, more when "
-                                  "their futures spread along several directions."),
-    ("Lyapunov proxy", "λ = (1/H) · mean over perturbed universes m of log(d_m(H) / d_m(0)), where d_m(t) is the "
-                       "distance between universe m's mean future and the unperturbed mean future at step t "
-                       "(d_m(0): between the starting states). λ < 0: perturbations shrink (stable); λ > 0: they "
-                       "grow."),
-)
+    ("pathwise divergence", "d_{m,n}(k): the geodesic distance on the sphere between future n of perturbed universe m "
+                            "and future n of the unperturbed universe at step k (both drawn with the same noise), "
+                            "k = 1..H; d(0) = σ."),
+    ("Lyapunov proxy", "λ per bar: the least-squares slope over k = 0..H of the mean over m and n of log d_{m,n}(k), a "
+                       "distance below 1e-6 rad reading as 1e-6. λ < 0: perturbations shrink; λ > 0: they grow. Per "
+                       "second: λ divided by the bar interval. A flow that ignores its state draws the same futures in "
+                       "every universe and reads the floor (the slope of log σ followed by H times log 1e-6): strongly "
+                       "negative, never 0."),
+    ("perturbation sensitivity", "At the last step, the mean squared distance of the perturbed universes' mean future "
+                                 "states from the unperturbed one's, over the mean spread (trace of the covariance) of "
+                                 "the futures within a universe: 0 when the push moves nothing compared with the "
+                                 "forecast's own spread."),
+    ("future modes", "The number of separate groups among the unperturbed universe's N futures (whole paths), "
+                     "independent of their scale: density-based single linkage, a gap wider than 1.5 times the "
+                     "spacing of the futures on both sides separates groups of at least max(3, N/10) futures; 1 for "
+                     "one Gaussian cloud of any size."),)
 
 
 
@@ -120,13 +129,18 @@ def multiverse(src: Sources) -> Section:
         ("period", f"{p.name}: {span(p.span)}, {integer(p.bars)} bars"),
         ("contested threshold", f"consensus < {fixed(mt.threshold, 3)}"),
         ("agent crossed", f"{mv.summary.agent} ({mv.summary.planner} planner)"),
+        ("Lyapunov proxy (mean)", f"λ = {num(mt.lyapunov_per_bar)} per bar, {num(mt.lyapunov_per_time)} per second "
+                                  f"(a bar: {duration(mt.interval_seconds)}); a flow ignoring its state would read "
+                                  f"{num(mt.lyapunov_floor)}"),
+        ("perturbation sensitivity (mean)", num(mt.sensitivity)),
+        ("future modes (mean)", f"{fixed(mt.modes, 2)} over {integer(mt.horizon)} steps"),
     ])]
     blocks.append(multiverse_artifact.distribution_table(mv))
     blocks.append(multiverse_artifact.decisions_table(mv))
     decisions = _period(src.frame("multiverse", "decisions.parquet"), p.name)
     if decisions is not None and decisions.height:
         blocks.append(Figure("multiverse-heatmaps", figures.heatmaps(decisions, bins=cfg.heatmap_times, dpi=cfg.dpi),
-                             "Per asset and decision time: consensus, bifurcation index and Lyapunov proxy "
+                             "Per asset and decision time: consensus, bifurcation index and Lyapunov proxy per bar "
                              "(a column averages consecutive decision times when there are many)."))
         blocks.append(Figure("multiverse-distribution",
                              figures.distributions(decisions, threshold=mt.threshold, dpi=cfg.dpi),
