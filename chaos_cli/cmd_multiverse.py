@@ -21,7 +21,8 @@ def multiverse(
     futures_only: Annotated[bool, typer.Option(
         "--futures-only", help="Futures alone: the Lyapunov proxy, sensitivity and modes over the test period; no "
                                "decisions, backtest or verdict. Crosses the cfm of --agent when given, else --cfm "
-                               "(default: the latest cfm). Writes a multiverse-futures artifact.")] = False,
+                               "(default: the latest cfm). Writes a multiverse-futures artifact. --preset bench: "
+                               "fast (8 universes x 32 futures at 32 times per asset).")] = False,
     universes: Annotated[int | None, typer.Option(
         "--universes", "-m", help="M perturbed universes per decision.")] = None,
     sigma: Annotated[float | None, typer.Option("--sigma", help="Geodesic perturbation angle (radians).")] = None,
