@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from chaos_cli import (
     cmd_artifacts,
+    cmd_bench,
     cmd_completion,
     cmd_ingest,
     cmd_multiverse,
@@ -101,6 +102,7 @@ app.command("train-cfm")(cmd_train_cfm.train_cfm)
 app.command("train-agent")(cmd_train_agent.train_agent)
 app.command("multiverse")(cmd_multiverse.multiverse)
 app.command("report")(cmd_report.report)
+app.add_typer(cmd_bench.app, name="bench")
 app.command("ls")(cmd_artifacts.ls)
 app.command("show")(cmd_artifacts.show)
 app.command("gc")(cmd_artifacts.gc)

@@ -14,6 +14,11 @@ def report(
     ctx: typer.Context,
     multiverse: Annotated[
         str, typer.Option("--multiverse", help="Multiverse reference (latest, id or prefix).")] = "latest",
+    futures: Annotated[str | None, typer.Option(
+        "--futures", help="Report a futures-only multiverse instead (chaos multiverse --cfm): latest, id or prefix.")
+    ] = None,
+    bench: Annotated[str | None, typer.Option(
+        "--bench", help="Report a benchmark artifact instead (chaos bench lyapunov): latest, id or prefix.")] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -23,14 +28,20 @@ def report(
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Build the report: data, Strates I-IV, Multiverse Crossing and provenance, from artifacts alone."""
+    """Build the report: data, Strates I-IV, Multiverse Crossing and provenance, from artifacts alone
+    (or, with --bench, the benchmark's scatter and tables)."""
     from strates.report import STAGE, run
     from strates.report.artifact import export, read, tables
 
     env = env_from(ctx, workspace, json_)
     config = stage_config(STAGE, preset, set_)
     ws = env.workspace_obj()
-    result = run(config, ws, multiverse=multiverse, force=force, reporter=env.reporter())
+    if futures is not None and bench is not None:
+        from strates.core.errors import ConfigError
+
+        raise ConfigError("--futures and --bench name two different reports", fix="give one of them")
+    result = run(config, ws, multiverse=multiverse, futures=futures, bench=bench, force=force,
+                 reporter=env.reporter())
     built = read(result.manifest)
     copied = export(ws, built, out) if out else None
     html = built.uri(ws, built.summary.html)

@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from chaos_cli.cmd_ingest import CalendarOpt, MacroOpt, SeedOpt, SourceOpt, SplitOpt, TzOpt, ingest_config
+from chaos_cli.cmd_ingest import (
+    CalendarOpt,
+    DtOpt,
+    FormatOpt,
+    MacroOpt,
+    SeedOpt,
+    SourceOpt,
+    SplitOpt,
+    StartOpt,
+    TzOpt,
+    ingest_config,
+)
 from chaos_cli.options import ForceOpt, JsonOpt, PresetOpt, WorkspaceOpt, env_from
 from chaos_cli.output import print_json
 
@@ -38,6 +49,9 @@ def run(
     preset: PresetOpt = None,
     set_: RunSetOpt = None,
     source: SourceOpt = None,
+    format_: FormatOpt = "auto",
+    dt: DtOpt = None,
+    start: StartOpt = None,
     macro: MacroOpt = None,
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Start from this dataset (reference) instead of ingesting; "
@@ -60,16 +74,20 @@ def run(
     json_: JsonOpt = False,
 ) -> None:
     """ingest → tokenize → train-jepa → train-cfm → train-agent → multiverse → report: on the embedded data, your
-    files (--source) or an existing dataset (--dataset); --until stops after a stage."""
+    files (--source) or an existing dataset (--dataset); --until stops after a stage. On a generic series
+    (--format series) the agent is skipped and the multiverse runs futures-only."""
     from strates.core.errors import ConfigError
     from strates.pipeline import run as pipeline
 
     env = env_from(ctx, workspace, json_)
-    ingest_given = bool(source or macro or seed is not None or split != "0.7,0.15,0.15" or calendar != "auto" or tz)
+    ingest_given = bool(source or macro or seed is not None or split != "0.7,0.15,0.15" or calendar != "auto" or tz
+                        or format_ != "auto" or dt or start)
     if dataset is not None and ingest_given:
         raise ConfigError("--dataset starts from an existing dataset; the ingest options describe a new one",
-                          fix="drop --dataset, or drop --source/--macro/--split/--calendar/--tz/--seed")
-    config = ingest_config(source=source, tz=tz, macro=macro, split=split, calendar=calendar, seed=seed)
+                          fix="drop --dataset, or drop --source/--format/--dt/--start/--macro/--split/--calendar/--tz/"
+                              "--seed")
+    config = ingest_config(source=source, format=format_, dt=dt, start=start, tz=tz, macro=macro, split=split,
+                           calendar=calendar, seed=seed)
     ws = env.workspace_obj()
     adapted = []
     steps = pipeline(ws, presets=preset, force=force, universes=universes, ingest_config=config, dataset=dataset,

@@ -130,6 +130,20 @@ def _jepa_need(config) -> int:
     return 2 * _pow2_at_most(config.loss.ctx_min + config.model.horizon)
 
 
+def _futures_only(stage: template.Stage) -> template.Stage:
+    """The stage that replaces `stage` on a series dataset (the multiverse and the report
+    without an agent); the others unchanged."""
+    if stage.kind == "multiverse":
+        from strates.multiverse import FUTURES_STAGE
+
+        return FUTURES_STAGE
+    if stage.kind == "report":
+        from strates.report.stage import FUTURES_STAGE
+
+        return FUTURES_STAGE
+    return stage
+
+
 def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False, universes: int | None = None,
         ingest_config=None, dataset: str | None = None, overrides: Mapping[str, Sequence[str]] | None = None,
         fit: bool = True, reporter: Reporter | None = None, on_stage: Callable[[StageRun], None] | None = None,
@@ -140,7 +154,9 @@ def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False,
     the embedded data; the embedded data by default). `overrides` ({kind: ["a.b=v", ...]})
     apply after the presets; `universes` sets the multiverse's M. With `fit`, windows too
     long for the data are shrunk (see `fit_windows`); `on_adapt` hears of each change.
-    `until` (a stage kind of `STAGES`) stops after that stage."""
+    `until` (a stage kind of `STAGES`) stops after that stage. On a series dataset
+    (`chaos ingest --format series`) the agent is skipped and the multiverse runs
+    futures-only (λ, sensitivity and modes): there are no bars to trade."""
     from strates.data.config import Config as IngestConfig
 
     rep = reporter or NullReporter()
@@ -152,7 +168,14 @@ def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False,
         raise ConfigError(f"until {until!r} is not a stage", field="until", fix=f"one of {', '.join(STAGES)}")
     done: list[StageRun] = []
     previous: artifacts.Manifest | None = None
+    series = False
     for i, stage in enumerate(all_stages):
+        kind = stage.kind  # what --until names (the multiverse of a series is a multiverse-futures artifact)
+        if series:  # a generic series has no bars to trade: no agent, the futures-only multiverse and its report
+            if stage.kind == "agent":
+                rep.info("agent: skipped (a series dataset has no bars to trade; the multiverse runs futures-only)")
+                continue
+            stage = _futures_only(stage)
         if i == 0 and dataset is not None:
             result = template.Result(artifacts.current(artifacts.resolve(ws, dataset, stage="dataset")), True)
         else:
@@ -173,6 +196,10 @@ def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False,
                 extra.setdefault(change.kind, []).insert(0, change.override)
                 if on_adapt is not None:
                     on_adapt(change)
+        if i == 0:
+            from strates.data.artifact import read as read_dataset
+
+            series = read_dataset(result.manifest).is_series
         previous = result.manifest
         step = StageRun(stage.kind, result.manifest.ref, result.reused, result.seconds)
         done.append(step)
@@ -180,6 +207,6 @@ def run(ws: Workspace, *, presets: list[str] | None = None, force: bool = False,
                  f"({step.seconds} s)")
         if on_stage is not None:
             on_stage(step)
-        if stage.kind == until:
+        if kind == until:
             break
     return done

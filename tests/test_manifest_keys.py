@@ -28,6 +28,7 @@ ARTIFACTS = (
     ("multiverse", "strates.multiverse.artifact", "Summary", "Metrics"),
     ("multiverse-futures", "strates.multiverse.artifact", "FuturesSummary", "FuturesMetrics"),
     ("report", "strates.report.artifact", "Summary", "Metrics"),
+    ("bench", "strates.bench.artifact", "Summary", "Metrics"),
 )
 
 

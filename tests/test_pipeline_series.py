@@ -114,3 +114,19 @@ def test_train_agent_refuses_a_series_dataset(series_run):
     assert res.exit_code == 2, res.stderr
     assert "[series-dataset]" in res.stderr and out["dataset"].id in res.stderr and "fix:" in res.stderr
     assert not artifacts.list_artifacts(ws, "agent")
+
+
+def test_chaos_run_on_a_series_skips_the_agent_and_crosses_the_futures_alone(series_run):
+    ws, out, _ = series_run
+    res = _cli(ws, "run", "--dataset", out["dataset"].id, "--preset", "debug", "--no-fit",
+               "--set", "cfm.coupling.compare=false")
+    assert res.exit_code == 0, res.stderr
+    stages = {s["stage"]: s for s in json.loads(res.stdout)["stages"]}
+    assert "agent" not in stages and "agent: skipped" in res.stderr
+    assert all(stages[k]["reused"] for k in ("dataset", "tokenizer", "tokens", "jepa", "cfm"))
+    futures = artifacts.resolve(ws, stages["multiverse-futures"]["ref"])
+    assert futures.stage == "multiverse-futures" and futures.parents["cfm"] == out["cfm"].id
+    assert set(futures.metrics["per_asset"]) == {"lorenz_a", "lorenz_b"}
+    report = artifacts.resolve(ws, stages["report"]["ref"])
+    page = ws.read_bytes(f"report/{report.id}/report.html").decode()
+    assert "the futures alone" in page and "Lyapunov proxy" in page and "first channel (x)" in page

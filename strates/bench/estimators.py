@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def rosenstein(x: np.ndarray, *, dims: int, points_per_period: int) -> float:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nolds warns about short series and autocorrelation choices
-        per_bar = nolds.lyap_r(np.asarray(x[:, 0], np.float64), emb_dim=min(2 * dims + 1, 10),
+        per_bar: Any = nolds.lyap_r(np.asarray(x[:, 0], np.float64), emb_dim=min(2 * dims + 1, 10),
                                lag=max(1, points_per_period // 4), min_tsep=points_per_period,
                                trajectory_len=points_per_period, fit="poly")
     return float(per_bar) * points_per_period

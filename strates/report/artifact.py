@@ -33,6 +33,7 @@ class Summary:
     markdown: str
     figures: tuple[str, ...]
     problems: tuple[str, ...]
+    bench: str = ""  # the bench artifact a benchmark report is built from (`multiverse` is then "")
 
 
 @dataclasses.dataclass(frozen=True)

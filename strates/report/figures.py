@@ -103,9 +103,10 @@ def _date_axis(ax: Any) -> None:
 
 # -- data --------------------------------------------------------------------------------------
 def prices(bars: Any, spans: Sequence[tuple[str, dt.datetime, dt.datetime]], *, dpi: int = 110,
-           max_points: int = 1500) -> bytes:
+           max_points: int = 1500, channel: str | None = None) -> bytes:
     """Cumulative log return of the close per asset (`bars`: asset, ts, close), with the
-    split's periods (`spans`: (name, start, end)) shaded."""
+    split's periods (`spans`: (name, start, end)) shaded; for a generic series, the values of
+    its first `channel` per system instead (`bars`: asset, ts, channel)."""
     with _figure(3.8, dpi=dpi) as fig:
         ax = fig.add_subplot()
         for name, start, end in spans:
@@ -113,13 +114,14 @@ def prices(bars: Any, spans: Sequence[tuple[str, dt.datetime, dt.datetime]], *, 
             ax.axvspan(a, b, color=SPAN_COLORS.get(name, "#eeeeee"), alpha=0.8, lw=0, label=name, zorder=0)
         n_assets = bars["asset"].n_unique()
         for i, (asset, frame) in enumerate(bars.sort("asset", "ts").group_by("asset", maintain_order=True)):
-            close = frame["close"].to_numpy().astype(float)
+            close = frame[channel or "close"].to_numpy().astype(float)
             idx = thin(len(close), max_points)
             ts = naive_utc(frame["ts"])[idx]
-            ax.plot(ts, 100 * np.log(close[idx] / close[0]), lw=1.0, color=f"C{i % 10}", zorder=2,
-                    label=str(asset[0]) if n_assets <= MAX_LEGEND else None)
-        ax.axhline(0, color="#555555", lw=0.6, zorder=1)
-        ax.set_ylabel("cumulative log return (%)")
+            ax.plot(ts, close[idx] if channel else 100 * np.log(close[idx] / close[0]), lw=1.0, color=f"C{i % 10}",
+                    zorder=2, label=str(asset[0]) if n_assets <= MAX_LEGEND else None)
+        if channel is None:
+            ax.axhline(0, color="#555555", lw=0.6, zorder=1)
+        ax.set_ylabel(channel or "cumulative log return (%)")
         _date_axis(ax)
         handles = ax.get_legend_handles_labels()[0]
         fig.legend(loc="outside upper center", ncols=min(len(handles), 10), frameon=False)

@@ -9,7 +9,7 @@ import tomli_w
 
 import strates
 from strates.report.document import Block, Code, Section, Text, spans, table, text, when
-from strates.report.sources import KINDS, Sources
+from strates.report.sources import KINDS, OTHER_KINDS, Sources
 
 
 def config_toml(config: dict[str, Any]) -> str:
@@ -25,15 +25,17 @@ def config_toml(config: dict[str, Any]) -> str:
 
 
 def _refs(parents: dict[str, str]) -> str:
-    order = {s: i for i, s in enumerate(KINDS)}
+    order = {s: i for i, s in enumerate((*KINDS, *OTHER_KINDS))}
     return ", ".join(f"{k}/{v[:8]}" for k, v in sorted(parents.items(), key=lambda kv: order.get(kv[0], 99))) or "none"
 
 
 def provenance(src: Sources, *, report_id: str, report_config: dict[str, Any]) -> Section:
     rows = []
     manifests = src.manifests
-    for stage in KINDS:
+    for stage in (*KINDS, *OTHER_KINDS):
         m = manifests.get(stage)
+        if m is None and (stage in OTHER_KINDS or not src.pipeline):  # say "not recorded" for the pipeline's own
+            continue
         if m is None:
             rows.append((stage, "not recorded", "", "", "", "", ""))
             continue

@@ -87,12 +87,15 @@ def data(src: Sources) -> Section:
     ])]
     blocks += [Text(note, muted=True) for note in s.notes]
     blocks += data_artifact.tables(ds)
-    bars = src.frame("dataset", "bars.parquet", ["asset", "ts", "close"])
+    channel = s.channels[0] if ds.is_series else None  # a generic series: its first channel, per system
+    bars = src.frame("dataset", "bars.parquet", ["asset", "ts", channel or "close"])
     if bars is not None and bars.height:
         shaded = [(p, fold.period(p).start, fold.period(p).end) for p in PERIODS] if fold else []
-        blocks.append(Figure("data-prices", figures.prices(bars, shaded, dpi=cfg.dpi, max_points=cfg.max_points),
-                             "Cumulative log return of the close per asset; shaded: the train, validation and test "
-                             f"periods of fold {used}."))
+        what = f"The first channel ({channel}) per system" if channel else \
+            "Cumulative log return of the close per asset"
+        blocks.append(Figure("data-prices", figures.prices(bars, shaded, dpi=cfg.dpi, max_points=cfg.max_points,
+                                                           channel=channel),
+                             f"{what}; shaded: the train, validation and test periods of fold {used}."))
     else:
         blocks.append(Text("Bars: not recorded (bars.parquet missing).", muted=True))
     return Section("data", title, tuple(blocks))

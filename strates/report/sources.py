@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from strates.agent import artifact as agent_artifact
+from strates.bench import artifact as bench_artifact
 from strates.cfm import artifact as cfm_artifact
 from strates.core import artifacts
 from strates.core.workspace import Workspace
@@ -20,6 +21,8 @@ from strates.multiverse import artifact as multiverse_artifact
 from strates.report.config import Config
 
 KINDS = ("dataset", "tokenizer", "tokens", "jepa", "cfm", "agent", "multiverse")  # upstream first
+# what a report of the futures alone (no agent) or of a benchmark is built from instead
+OTHER_KINDS = {"multiverse-futures": "futures", "bench": "bench"}
 READERS: dict[str, Callable[[artifacts.Manifest], Any]] = {
     "dataset": data_artifact.read,
     "tokenizer": fsq_artifact.read_tokenizer,
@@ -28,6 +31,8 @@ READERS: dict[str, Callable[[artifacts.Manifest], Any]] = {
     "cfm": cfm_artifact.read,
     "agent": agent_artifact.read,
     "multiverse": multiverse_artifact.read,
+    "multiverse-futures": multiverse_artifact.read_futures,
+    "bench": bench_artifact.Bench.read,
 }
 
 
@@ -46,12 +51,21 @@ class Sources:
     cfm: cfm_artifact.Cfm | None = None
     agent: agent_artifact.Agent | None = None
     multiverse: multiverse_artifact.Multiverse | None = None
+    futures: multiverse_artifact.FuturesOnly | None = None
+    bench: bench_artifact.Bench | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def manifests(self) -> dict[str, artifacts.Manifest]:
         """The manifests given, upstream first."""
-        return {kind: a.manifest for kind in KINDS if (a := getattr(self, kind)) is not None}
+        out = {kind: a.manifest for kind in KINDS if (a := getattr(self, kind)) is not None}
+        out.update({kind: a.manifest for kind, field in OTHER_KINDS.items() if (a := getattr(self, field)) is not None})
+        return out
+
+    @property
+    def pipeline(self) -> bool:
+        """A report of the whole pipeline (rather than of the futures alone or of a benchmark)."""
+        return self.futures is None and self.bench is None
 
     def frame(self, kind: str, name: str, columns: list[str] | None = None) -> Any:
         """A Parquet file of the `kind` artifact as a Polars DataFrame, or None (noted in
@@ -73,4 +87,4 @@ class Sources:
 def gather(ws: Workspace, config: Config, parents: Mapping[str, artifacts.Manifest]) -> Sources:
     """The typed view of every parent manifest ({kind: manifest}). A manifest of an older
     schema fails here, with the error naming the command that rebuilds it."""
-    return Sources(ws, config, **{kind: READERS[kind](m) for kind, m in parents.items()})
+    return Sources(ws, config, **{OTHER_KINDS.get(kind, kind): READERS[kind](m) for kind, m in parents.items()})

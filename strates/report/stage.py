@@ -10,6 +10,7 @@ counts the figures (`artifact.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ from strates.core import stage as template
 from strates.core.config import to_dict
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace
-from strates.report import render, sections, trading
+from strates.report import bench, render, sections, trading
 from strates.report.artifact import COMMAND, HTML, KIND, MARKDOWN, Metrics, Summary
 from strates.report.config import DEFAULT_PRESET, PRESETS, Config
 from strates.report.document import Report, Section
@@ -34,7 +35,14 @@ SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
     ("agent", trading.agent),
     ("multiverse", trading.multiverse),
 )
-SECTION_IDS = (*(s for s, _ in SECTIONS), "provenance")
+FUTURES_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
+    *((sid, make) for sid, make in SECTIONS if sid not in ("agent", "multiverse")),
+    ("multiverse", trading.futures_only),
+)
+BENCH_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
+    ("bench", lambda src: bench.section(src.bench)),  # pyright: ignore[reportArgumentType]
+)
+SECTION_IDS = (*(s for s, _ in SECTIONS), "provenance")  # a report of the pipeline; a benchmark's: bench, provenance
 SIZE_WARNING = 5_000_000  # bytes of HTML past which the reporter says so
 
 
@@ -43,7 +51,8 @@ def compose(src: Sources, *, report_id: str, report_config: dict, reporter: Repo
     recorded" note in its section; a file that cannot be read, a note in `src.problems`."""
     rep = reporter or NullReporter()
     out = []
-    for sid, make in SECTIONS:
+    chosen = BENCH_SECTIONS if src.bench is not None else FUTURES_SECTIONS if src.futures is not None else SECTIONS
+    for sid, make in chosen:
         with rep.task(f"section {sid}"):
             out.append(make(src))
     out.append(provenance(src, report_id=report_id, report_config=report_config))
@@ -51,6 +60,10 @@ def compose(src: Sources, *, report_id: str, report_config: dict, reporter: Repo
     meta += [(kind, m.ref) for kind, m in reversed(src.manifests.items())]
     meta.append(("chaos version", strates.__version__))
     title = "chaos report" + (f": {src.multiverse.metrics.period.name} period" if src.multiverse else "")
+    if src.futures is not None:
+        title = f"chaos report: the futures alone, {src.futures.metrics.period.name} period"
+    if src.bench is not None:
+        title = "chaos benchmark: Lyapunov exponents of known systems"
     return Report(title, tuple(meta), tuple(out))
 
 
@@ -65,7 +78,9 @@ def build(job: template.Job[Config]) -> template.Output:
     job.writer.write_bytes(HTML, page)
     job.writer.write_bytes(MARKDOWN, render.to_markdown(report).encode())
     metrics = Metrics(sections=tuple(s.id for s in report.sections), figures=len(report.figures), html_bytes=len(page))
-    summary = Summary(title=report.title, multiverse=job.parent("multiverse").ref, html=HTML, markdown=MARKDOWN,
+    crossed = job.parents.get("multiverse") or job.parents.get("multiverse-futures")
+    summary = Summary(title=report.title, multiverse=crossed.ref if crossed is not None else "",
+                      bench=job.parents["bench"].ref if "bench" in job.parents else "", html=HTML, markdown=MARKDOWN,
                       figures=tuple(f"figures/{f.name}.png" for f in report.figures), problems=tuple(src.problems))
     return template.Output(to_dict(metrics), to_dict(summary))  # the template sets metrics.seconds
 
@@ -75,10 +90,21 @@ STAGE: template.Stage[Config] = template.Stage(
     parents=("multiverse", "agent", "cfm", "jepa", "tokens", "tokenizer", "dataset"),
     presets=PRESETS, default_preset=DEFAULT_PRESET,
 )
+# the same report of a futures-only multiverse (no agent: e.g. a generic series), and of a benchmark
+FUTURES_STAGE: template.Stage[Config] = dataclasses.replace(
+    STAGE, parents=("multiverse-futures", "cfm", "jepa", "tokens", "tokenizer", "dataset"))
+BENCH_STAGE: template.Stage[Config] = dataclasses.replace(STAGE, parents=("bench",))
 
 
-def run(config: Config, ws: Workspace, *, multiverse: str | artifacts.Manifest = "latest", force: bool = False,
-        reporter: Reporter | None = None) -> template.Result:
+def run(config: Config, ws: Workspace, *, multiverse: str | artifacts.Manifest = "latest",
+        futures: str | artifacts.Manifest | None = None, bench: str | artifacts.Manifest | None = None,
+        force: bool = False, reporter: Reporter | None = None) -> template.Result:
     """Build the report of the multiverse artifact `multiverse` (a reference or a manifest)
-    and everything upstream of it."""
+    and everything upstream of it; given `futures`, of a futures-only multiverse
+    (`multiverse-futures`, no agent: no trading sections); given `bench`, of a benchmark."""
+    if bench is not None:
+        return template.run(BENCH_STAGE, config, ws, parents={"bench": bench}, force=force, reporter=reporter)
+    if futures is not None:
+        return template.run(FUTURES_STAGE, config, ws, parents={"multiverse-futures": futures}, force=force,
+                            reporter=reporter)
     return template.run(STAGE, config, ws, parents={"multiverse": multiverse}, force=force, reporter=reporter)

@@ -162,3 +162,34 @@ def multiverse(src: Sources) -> Section:
     blocks.append(Heading("definitions"))
     blocks.append(Facts(DEFINITIONS))
     return Section("multiverse", title, tuple(blocks))
+
+
+def futures_only(src: Sources) -> Section:
+    """Multiverse Crossing of the futures alone (a `multiverse-futures` artifact, no agent):
+    λ, sensitivity and modes per asset (or system); there are no decisions to test."""
+    title = "Multiverse Crossing: the futures alone"
+    fo = src.futures
+    if fo is None:
+        return Section("multiverse", title, (absent("multiverse-futures", "chaos multiverse --cfm"),))
+    mt = fo.metrics
+    p = mt.period
+    blocks: list[Block] = [
+        Text("No agent was crossed (a generic series, or --futures-only): the readings say how the flow's futures "
+             "respond to a push of the state, with no decision to test."),
+        facts([
+            ("universes", f"M = {integer(mt.universes)} perturbed + 1 unperturbed, N = {integer(mt.futures)} futures "
+                          "each (common random numbers)"),
+            ("perturbation angle", f"σ = {num(mt.sigma)} rad"),
+            ("period", f"{p.name}: {span(p.span)}, {integer(p.bars)} bars"),
+            ("futures of", f"{fo.summary.cfm} ({fo.summary.method}, {fo.summary.nfe} evaluations)"),
+            ("Lyapunov proxy (mean)", f"λ = {num(mt.lyapunov_per_bar)} per bar, {num(mt.lyapunov_per_time)} per "
+                                      f"second (a bar: {duration(mt.interval_seconds)}); a flow ignoring its state "
+                                      f"would read {num(mt.lyapunov_floor)}"),
+            ("perturbation sensitivity (mean)", num(mt.sensitivity)),
+            ("future modes (mean)", f"{fixed(mt.modes, 2)} over {integer(mt.horizon)} steps"),
+        ]),
+        *multiverse_artifact.futures_tables(fo),
+        Heading("definitions"),
+        Facts(DEFINITIONS),
+    ]
+    return Section("multiverse", title, tuple(blocks))

@@ -50,9 +50,11 @@ def publish_multiverse(ws, aid, parents, rows: tuple[Performance, ...], *, ppy: 
     """A multiverse manifest as `chaos multiverse` writes it, with the given comparison rows."""
     d = mv.Distribution(*[0.0] * 9)
     metrics_ = mv.Metrics(
-        universes=2, sigma=0.02, futures=4, threshold=2 / 3, period=mv.Crossed("test", SPAN, 24),
+        universes=2, sigma=0.02, futures=4, horizon=4, threshold=2 / 3, period=mv.Crossed("test", SPAN, 24),
         decision_times=mv.DecisionTimes(24, 24, True, SPAN.start, SPAN.end), decisions=24, contested=0,
-        contested_share=0.0, distribution=mv.Distributions(d, d, d, d), noise_floor=mv.NoiseFloor(2, 0.0, 0.0, 0.0),
+        contested_share=0.0, interval_seconds=3600.0, lyapunov_per_bar=0.0, lyapunov_per_time=0.0,
+        lyapunov_floor=0.0, sensitivity=0.0, modes=1.0, distribution=mv.Distributions(d, d, d, d, d),
+        noise_floor=mv.NoiseFloor(2, 0.0, 0.0, 0.0),
         replay=mv.Replay(0.0, 0.0), comparison=rows, verdict=())
     summary = mv.Summary(agent="agent/x", planner=PlannerKind.MPPI, band=0.1, periods_per_year=ppy, n_trials=1,
                          trials=TRIALS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,8 +44,9 @@ def test_our_integration_matches_dysts_within_a_lyapunov_time():
         import dysts.flows
 
     flow = dysts.flows.Lorenz()
-    ts, ref = flow.make_trajectory(48, pts_per_period=24, init_cond=np.array(flow.ic), postprocess=False,
-                                   standardize=False, return_times=True)
+    made: Any = flow.make_trajectory(48, pts_per_period=24, init_cond=np.array(flow.ic), postprocess=False,
+                                     standardize=False, return_times=True)
+    ts, ref = made
     ours = systems.integrate("Lorenz", flow.ic, np.ravel(ts))
     assert np.abs(ours - ref).max() < 1e-4 * np.abs(ref).max()
 

@@ -40,7 +40,8 @@ def _decisions(n: int = 30, assets=("A", "B", "C")) -> pl.DataFrame:
     return pl.DataFrame({
         "period": ["test"] * k, "ts": np.repeat(_hours(n), len(assets)), "asset": list(assets) * n,
         "consensus": rng.choice([0.4, 0.6, 0.8, 1.0], k), "bifurcation": rng.uniform(0, 0.5, k),
-        "effective_modes": rng.uniform(1, 3, k), "lyapunov": rng.normal(-0.1, 0.1, k),
+        "lyapunov_per_bar": rng.normal(-0.1, 0.1, k), "sensitivity": rng.uniform(0, 2, k),
+        "modes": rng.choice([1.0, 2.0], k),
     })
 
 
@@ -91,7 +92,7 @@ def test_every_figure_function_returns_png_bytes():
 
 def test_figures_cope_with_degenerate_inputs():
     flat = _decisions(n=1, assets=("A",)).with_columns(pl.lit(1.0).alias("consensus"), pl.lit(0.0).alias("bifurcation"),
-                                                      pl.lit(0.0).alias("lyapunov"))
+                                                      pl.lit(0.0).alias("lyapunov_per_bar"))
     assert figures.heatmaps(flat, dpi=40).startswith(PNG)
     assert figures.distributions(flat, threshold=None, dpi=40).startswith(PNG)
     assert figures.equity(_equity(("deterministic",), n=1), dpi=40).startswith(PNG)
