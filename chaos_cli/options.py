@@ -26,7 +26,8 @@ def env_from(ctx: typer.Context, workspace: str | None = None, json_: bool = Fal
     return env
 PresetOpt = Annotated[
     list[str] | None,
-    typer.Option("--preset", "-p", help="Named preset(s): debug, small (default), base; repeat to compose."),
+    typer.Option("--preset", "-p", help="Named preset(s): debug, small (default), base, bench (the small models of "
+                                        "chaos bench); repeat to compose."),
 ]
 SetOpt = Annotated[
     list[str] | None,
