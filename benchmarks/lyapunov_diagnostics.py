@@ -85,7 +85,7 @@ def main() -> None:
     from strates.bench.artifact import Bench
     from strates.core.workspace import Workspace
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--bench", default="latest")
     parser.add_argument("--decisions", type=int, default=32)
