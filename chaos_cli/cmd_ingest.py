@@ -50,13 +50,20 @@ CalendarOpt = Annotated[
     str, typer.Option("--calendar", help="Bar calendar: auto (measured from the data), 24/7 or weekdays."),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the embedded dataset (no --source).")]
+SignalOpt = Annotated[
+    float | None, typer.Option("--signal", help="Plant an edge of strength kappa >= 0 in the embedded dataset (no "
+                                                "--source); the manifest records the oracle's Sharpe.")]
 
 
 def ingest_config(*, source: list[str] | None, format: str = "auto", ts_column: str | None = None,
                   asset: str | None = None, tz: str | None = None, keep_extra: bool = False,
                   macro: list[str] | None = None, cot_market: str | None = None, split: str = "0.7,0.15,0.15",
-                  calendar: str = "auto", seed: int | None = None, dt: str | None = None, start: str | None = None):
+                  calendar: str = "auto", seed: int | None = None, dt: str | None = None, start: str | None = None,
+                  signal: float | None = None):
     """The ingest config the shared ingest options describe (`chaos ingest` and `chaos run`)."""
+    import dataclasses
+    import math
+
     from strates.core.config import choice
     from strates.core.errors import ConfigError
     from strates.data.config import CalendarKind, Config, MacroSource, SeriesSpec, parse_step
@@ -64,6 +71,17 @@ def ingest_config(*, source: list[str] | None, format: str = "auto", ts_column: 
 
     if seed is not None and source:
         raise ConfigError("--seed sets the embedded dataset, which is not used with --source", fix="drop --seed")
+    if signal is not None and (source or format == "series"):
+        raise ConfigError(f"--signal {signal:g} plants an edge in the embedded dataset, which is not used with "
+                          "--source", fix="drop --signal, or drop --source to use the embedded dataset",
+                          field="signal")
+    if signal is not None and not (math.isfinite(signal) and signal >= 0):
+        raise ConfigError(f"--signal must be a finite number >= 0, got {signal:g}",
+                          fix="give kappa >= 0, e.g. --signal 0.1 (0: no planted edge)", field="signal")
+    embedded = None
+    if seed is not None or signal is not None:
+        embedded = EmbeddedSpec(signal=signal or 0.0)
+        embedded = dataclasses.replace(embedded, seed=seed) if seed is not None else embedded
     series = None
     if format == "series" or dt is not None or start is not None:
         series = SeriesSpec(step=parse_step(dt) if dt is not None else None,
@@ -72,7 +90,7 @@ def ingest_config(*, source: list[str] | None, format: str = "auto", ts_column: 
         sources=tuple(source or ()), format=format, ts_column=ts_column, asset=asset, tz=tz, keep_extra=keep_extra,
         macro=tuple(MacroSource.parse(m) for m in macro or ()), cot_market=cot_market, split=split,
         calendar=None if calendar == "auto" else choice(CalendarKind, calendar, "--calendar"),
-        embedded=EmbeddedSpec(seed=seed) if seed is not None else None, series=series,
+        embedded=embedded, series=series,
     )
 
 
@@ -104,6 +122,7 @@ def ingest(
     seed: SeedOpt = None,
     dt: DtOpt = None,
     start: StartOpt = None,
+    signal: SignalOpt = None,
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
@@ -116,7 +135,7 @@ def ingest(
     env = env_from(ctx, workspace, json_)
     config = ingest_config(source=source, format=format, ts_column=ts_column, asset=asset, tz=tz,
                            keep_extra=keep_extra, macro=macro, cot_market=cot_market, split=split, calendar=calendar,
-                           seed=seed, dt=dt, start=start)
+                           seed=seed, dt=dt, start=start, signal=signal)
     ws = env.workspace_obj()
     result = run(config, ws, force=force, reporter=env.reporter())
     extra = {"id": result.manifest.id, "summary": result.manifest.to_json()["summary"]} if env.json else {}

@@ -12,6 +12,7 @@ from chaos_cli.cmd_ingest import (
     FormatOpt,
     MacroOpt,
     SeedOpt,
+    SignalOpt,
     SourceOpt,
     SplitOpt,
     StartOpt,
@@ -61,6 +62,7 @@ def run(
     calendar: CalendarOpt = "auto",
     tz: TzOpt = None,
     seed: SeedOpt = None,
+    signal: SignalOpt = None,
     universes: Annotated[
         int | None, typer.Option("--universes", "-m", help="M universes for Multiverse Crossing.")] = None,
     fit: Annotated[
@@ -81,13 +83,13 @@ def run(
 
     env = env_from(ctx, workspace, json_)
     ingest_given = bool(source or macro or seed is not None or split != "0.7,0.15,0.15" or calendar != "auto" or tz
-                        or format_ != "auto" or dt or start)
+                        or format_ != "auto" or dt or start or signal is not None)
     if dataset is not None and ingest_given:
         raise ConfigError("--dataset starts from an existing dataset; the ingest options describe a new one",
                           fix="drop --dataset, or drop --source/--format/--dt/--start/--macro/--split/--calendar/--tz/"
-                              "--seed")
+                              "--seed/--signal")
     config = ingest_config(source=source, format=format_, dt=dt, start=start, tz=tz, macro=macro, split=split,
-                           calendar=calendar, seed=seed)
+                           calendar=calendar, seed=seed, signal=signal)
     ws = env.workspace_obj()
     adapted = []
     steps = pipeline(ws, presets=preset, force=force, universes=universes, ingest_config=config, dataset=dataset,

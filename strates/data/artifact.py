@@ -86,6 +86,37 @@ class Split:
 
 
 @dataclasses.dataclass(frozen=True)
+class OracleRow:
+    """The oracle of the planted edge on one period of the first fold at one cost level:
+    its annualised Sharpe after costs and the bars it held positions over."""
+
+    period: str
+    cost_bps: float
+    sharpe: float
+    bars: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    """The embedded dataset's planted edge (`strates.data.embedded`, "Planted edge"): its
+    strength `kappa`, the oracle's `policy` in words, and its Sharpe per period and cost."""
+
+    kappa: float
+    policy: str
+    oracle: tuple[OracleRow, ...]
+
+    def oracle_sharpe(self, period: str = "test", cost_bps: float = 5.0) -> float:
+        """The oracle's Sharpe on `period` after `cost_bps`; a ConfigError lists what was measured."""
+        for row in self.oracle:
+            if row.period == period and row.cost_bps == float(cost_bps):
+                return row.sharpe
+        measured = sorted({(r.period, r.cost_bps) for r in self.oracle})
+        raise ConfigError(f"the oracle was not measured on {period} at {cost_bps:g} bps",
+                          fix=f"choose one of: {', '.join(f'{p} at {c:g} bps' for p, c in measured)}",
+                          field="cost_bps")
+
+
+@dataclasses.dataclass(frozen=True)
 class Summary:
     """The dataset manifest's summary (see `strates.data.summary` for every key)."""
 
@@ -107,6 +138,7 @@ class Summary:
     macro: dict[str, MacroInfo] = dataclasses.field(default_factory=dict)
     kind: DatasetKind = DatasetKind.BARS
     channels: tuple[str, ...] = ()  # a series dataset's channels, in order; the first plays the role of the price
+    signal: Signal | None = None  # the planted edge and its oracle (embedded datasets)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +261,22 @@ def macro_table(ds: Dataset) -> Table | None:
                          "holds latest-vintage values; pass ALFRED vintage files for real-time values.")
 
 
+def signal_table(ds: Dataset) -> Table | None:
+    """The planted edge's oracle: one row per period of the first fold, its Sharpe after each
+    cost level (None without a planted edge: files, or kappa = 0)."""
+    sig = ds.summary.signal
+    if sig is None or sig.kappa == 0:
+        return None
+    costs = sorted({r.cost_bps for r in sig.oracle})
+    periods = [p for p in PERIODS if any(r.period == p for r in sig.oracle)]
+    bars = {r.period: r.bars for r in sig.oracle}
+    rows = [(p, f"{bars[p]:,}", *(f"{sig.oracle_sharpe(p, c):+.2f}" for c in costs)) for p in periods]
+    return table(("period", "bars", *(f"Sharpe @ {c:g} bps" for c in costs)), rows, left=1,
+                 title=f"planted edge kappa = {sig.kappa:g}: the oracle that knows g",
+                 caption=f"Oracle: {sig.policy}. Sharpe of the equal-weight portfolio after costs, annualised with "
+                         f"{ds.summary.periods_per_year:,.1f} bars a year (first fold).")
+
+
 def tables(ds: Dataset) -> list[Table]:
-    macro = macro_table(ds)
-    return [assets_table(ds), *([macro] if macro else []), split_table(ds)]
+    macro, signal = macro_table(ds), signal_table(ds)
+    return [assets_table(ds), *([macro] if macro else []), split_table(ds), *([signal] if signal else [])]

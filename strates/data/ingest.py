@@ -18,6 +18,13 @@ Files of a dataset artifact:
   row per vintage for vintage files), when there are any.
 - `gaps.parquet`: gaps against each asset's calendar (`asset, after, before,
   missing_bars`; closures such as holidays are not gaps), when there are any.
+- `signal.parquet`: the embedded dataset's planted edge when kappa > 0 (`--signal`,
+  `strates.data.embedded`): `asset, ts, g, drift` with g = g(s_t) known at bar t and drift =
+  kappa sigma_t g(s_t), the expected planted log return of the next bar (`load_signal`). The
+  summary's `signal` holds kappa and the oracle's Sharpe per period and cost.
+
+The id hashes the resolved config, except `embedded.signal` when it is 0 (`identity`): the
+embedded dataset without a planted edge keeps the id it had before the option existed.
 """
 
 from __future__ import annotations
@@ -167,11 +174,12 @@ def _build(job: stage.Job[Config], frame=None) -> stage.Output:
 
     config, rep = job.config, job.reporter
     channels: tuple[str, ...] = ()
+    planted = None
     if config.series is not None:
         bars, channels, notes = _read_series(config, rep, frame)
         macro_obs, macro_info = None, {}
     else:
-        bars, macro_obs, macro_info, notes = _read(config, rep)
+        bars, macro_obs, macro_info, notes, planted = _read(config, rep)
     for note in notes:
         rep.info(note)
     if macro_obs is not None and macro_obs.height:
@@ -199,6 +207,12 @@ def _build(job: stage.Job[Config], frame=None) -> stage.Output:
         gaps = pl.concat([c.gaps for c in clocks.values()])
         summary = dataset_summary(config, bars, macro_obs, macro_info, interval, folds, notes, clocks, portfolio,
                                   channels=channels, source="frame" if frame is not None else None)
+    if planted is not None and config.embedded is not None:
+        from strates.data.summary import signal_summary
+
+        with rep.task("measuring the oracle of the planted edge"):
+            summary["signal"] = signal_summary(bars, planted, kappa=config.embedded.signal, fold=folds[0],
+                                               periods_per_year=summary["periods_per_year"])
     for note in clock_notes:
         rep.info(note)
     with rep.task("writing Parquet"):
@@ -208,6 +222,8 @@ def _build(job: stage.Job[Config], frame=None) -> stage.Output:
             job.writer.write_parquet("macro.parquet", macro_obs)
         if gaps.height:
             job.writer.write_parquet("gaps.parquet", gaps)
+        if planted is not None and config.embedded is not None and config.embedded.signal > 0:
+            job.writer.write_parquet("signal.parquet", planted)
     return stage.Output({"rows": bars.height, "assets": summary["n_assets"]}, summary)
 
 
@@ -237,7 +253,32 @@ def _check_whole_seconds(interval: dt.timedelta) -> None:
         )
 
 
-STAGE: stage.Stage[Config] = stage.Stage(kind=KIND, command="ingest", config=Config, build=_build, prepare=_prepare)
+def _planted(sim):
+    """The embedded dataset's planted edge, `asset, ts, g, drift`, from its `Simulation`."""
+    import numpy as np
+    import polars as pl
+
+    n = sim.g.shape[1]
+    ts = sim.bars["ts"][:n]
+    return pl.DataFrame({
+        "asset": np.repeat(sim.assets, n), "ts": pl.concat([ts] * len(sim.assets)),
+        "g": sim.g.ravel(), "drift": sim.planted.ravel(),
+    }).sort("asset", "ts")
+
+
+def identity(config: Config) -> dict:
+    """What enters the id: the resolved config, less `embedded.signal` when it is 0 (the
+    embedded data without a planted edge keeps its id)."""
+    from strates.core.config import to_dict
+
+    out = to_dict(config)
+    if config.embedded is not None and config.embedded.signal == 0:
+        out["embedded"] = {k: v for k, v in out["embedded"].items() if k != "signal"}
+    return out
+
+
+STAGE: stage.Stage[Config] = stage.Stage(kind=KIND, command="ingest", config=Config, build=_build, prepare=_prepare,
+                                         identity=identity)
 
 
 def run(
@@ -308,7 +349,8 @@ def _read(config: Config, rep: Reporter):
         from strates.data.validate import check_bars
 
         with rep.task("generating the embedded dataset"):
-            bars, macro_obs = embedded.generate(config.embedded)
+            sim = embedded.simulate(config.embedded)
+            bars, macro_obs = sim.bars, sim.macro
         check_bars(bars.with_row_index("__row", offset=1), file=EMBEDDED_NAME)
         notes.append(
             f"embedded dataset: {bars['asset'].n_unique()} synthetic assets driven by chaotic systems "
@@ -319,7 +361,10 @@ def _read(config: Config, rep: Reporter):
                                        lag=f"{fmt_duration(embedded.MACRO_LAGS[name])} after the observation date")
             for name in macro_obs["series"].unique().sort().to_list()
         }
-        return bars.sort("asset", "ts"), macro_obs, info, notes
+        if config.embedded.signal > 0:
+            notes.append(f"planted edge: kappa {config.embedded.signal:g} (chaos ingest --signal; the oracle is in "
+                         "the summary's signal section)")
+        return bars.sort("asset", "ts"), macro_obs, info, notes, _planted(sim)
 
     from strates.data import sources
 
@@ -349,7 +394,7 @@ def _read(config: Config, rep: Reporter):
             f"macro series {', '.join(clash)} come from more than one file", rule="duplicate-series",
             fix="pass each series once (rename one file's value column if they differ)",
         )
-    return bars, macro_obs, macro_info, notes
+    return bars, macro_obs, macro_info, notes, None
 
 
 def detect_interval(bars) -> dt.timedelta:
@@ -401,4 +446,17 @@ def load_bars(ws: Workspace, manifest: artifacts.Manifest):
     return pl.read_parquet(io.BytesIO(ws.read_bytes(f"{manifest.stage}/{manifest.id}/bars.parquet")))
 
 
-__all__ = ["STAGE", "Config", "MacroSource", "Result", "ingest_series", "load_bars", "resolve", "run"]
+def load_signal(ws: Workspace, manifest: artifacts.Manifest):
+    """The planted edge of an embedded dataset built with kappa > 0 (`signal.parquet`: `asset,
+    ts, g, drift`) as a polars DataFrame; None when the dataset has none."""
+    import io
+
+    import polars as pl
+
+    rel = f"{manifest.stage}/{manifest.id}/signal.parquet"
+    if "signal.parquet" not in manifest.files:
+        return None
+    return pl.read_parquet(io.BytesIO(ws.read_bytes(rel)))
+
+
+__all__ = ["STAGE", "Config", "MacroSource", "Result", "ingest_series", "load_bars", "load_signal", "resolve", "run"]

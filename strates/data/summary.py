@@ -24,6 +24,12 @@ Keys (besides `source`, `rows`, `n_assets`, `interval`, `interval_seconds`, `sta
   `lag_seconds_min/max` (first release after the observation date), `column`, `vintage` (bool),
   `revisions_may_leak` (bool), `lag` (how `available` was set), `note` (e.g. "revisions may leak
   ...")
+- `signal` (dict, embedded datasets only): the planted edge (`strates.data.embedded`, "Planted
+  edge"): `kappa`, `policy` (the oracle's rule, in words), `oracle` (list, one row per period of
+  the first fold and cost level in `ORACLE_COSTS_BPS`: `period`, `cost_bps`, `sharpe`, `bars`).
+  The oracle's Sharpe is annualised with `periods_per_year`, after costs, from the bars with
+  `strates.core.accounting`; positions chosen at bar t (ts in the period) are held over bar t+1
+  (also in the period); the book starts flat in each period.
 """
 
 from __future__ import annotations
@@ -31,10 +37,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from strates.data.calendars import Clock, fmt_interval
 from strates.data.config import Config
+from strates.data.split import PERIODS, Fold
+
+ORACLE_COSTS_BPS = (0.0, 5.0, 10.0, 20.0)
+ORACLE_POLICY = ("position g(s_t) / SIGNAL_SCALE in [-1, 1] (the true expected planted return in units of its "
+                 "largest value), held over bar t+1; flat when kappa = 0")
 
 
 def dataset_summary(config: Config, bars: pl.DataFrame, macro_obs: pl.DataFrame | None, macro_info: dict,
@@ -133,3 +145,40 @@ def calendar_notes(clocks: dict[str, Clock]) -> list[str]:
             text += f"; {closures} closures (holidays, early closes) not counted as gaps"
         notes.append(text)
     return notes
+
+
+def signal_summary(bars: pl.DataFrame, g: pl.DataFrame, *, kappa: float, fold: Fold, periods_per_year: float
+                   ) -> dict[str, Any]:
+    """The planted edge's summary: `kappa` and the oracle's Sharpe after each cost of
+    `ORACLE_COSTS_BPS` on each period of `fold`. `bars` (`asset, ts, close, ...`) and `g`
+    (`asset, ts, g`: g(s_t) per bar) share one clock (the embedded dataset's)."""
+    from strates.core import accounting
+    from strates.data.embedded import oracle_positions
+
+    frame = bars.select("asset", "ts", "close").join(g.select("asset", "ts", "g"), on=["asset", "ts"], how="left")
+    wide = frame.sort("asset", "ts").partition_by("asset", maintain_order=True)
+    ts = wide[0]["ts"].to_numpy()  # [n]
+    close = np.stack([w["close"].to_numpy() for w in wide], 1)  # [n, A]
+    pos = oracle_positions(np.stack([w["g"].fill_null(0.0).to_numpy() for w in wide], 1), kappa)  # [n, A]
+    r_next = np.diff(np.log(close), axis=0)  # [n-1, A]: bar t+1's log return
+    rows = []
+    for name in PERIODS:
+        a, b = fold.period(name).bounds64()
+        keep = (ts[:-1] >= a) & (ts[1:] < b)  # bar t and bar t+1 inside the period
+        for cost in ORACLE_COSTS_BPS:
+            simple = np.asarray(accounting.simple(r_next[keep]))
+            pnl, _ = accounting.rollout(pos[:-1][keep], simple, cost=accounting.bps(cost))
+            returns = accounting.portfolio_returns(pnl, np.ones(pnl.shape, bool))
+            rows.append({"period": name, "cost_bps": cost, "sharpe": round(sharpe(returns, periods_per_year), 4),
+                         "bars": int(keep.sum())})
+    return {"kappa": float(kappa), "policy": ORACLE_POLICY, "oracle": rows}
+
+
+def sharpe(returns: np.ndarray, periods_per_year: float) -> float:
+    """mean / std(ddof=1) * sqrt(periods_per_year) of simple returns `[T]`; 0 when the std is
+    0 or T < 2. The formula of `strates.agent.metrics.sharpe` (data cannot import a downstream
+    stage; a test ties the two)."""
+    x = np.asarray(returns, np.float64)
+    if x.size < 2 or np.ptp(x) == 0.0:
+        return 0.0
+    return float(x.mean() / x.std(ddof=1) * np.sqrt(periods_per_year))
