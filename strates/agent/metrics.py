@@ -75,12 +75,9 @@ def annual_factor(interval_seconds: float) -> float:
 
 
 def sharpe(pnl, *, periods_per_year: float) -> float:
-    """Annualised Sharpe of ``pnl`` [T]: mean / std(ddof=1) * sqrt(ppy).
-
-    Returns 0.0 if std == 0 or T < 2.
-    """
-    mean, std = _mean_std(_pnl(pnl))
-    return 0.0 if std == 0.0 else mean / std * math.sqrt(periods_per_year)
+    """Annualised Sharpe of ``pnl`` [T] (`strates.core.accounting.sharpe`: mean /
+    std(ddof=1) * sqrt(ppy), 0.0 if std == 0 or T < 2), after checking ``pnl``."""
+    return accounting.sharpe(_pnl(pnl), periods_per_year=periods_per_year)
 
 
 def sortino(pnl, *, periods_per_year: float) -> float:

@@ -95,3 +95,13 @@ def wealth(returns: np.ndarray) -> np.ndarray:
     0 from the first ruinous bar (R <= -1) on."""
     r = np.asarray(returns, np.float64)
     return np.cumprod(np.maximum(1.0 + r, 0.0))
+
+
+def sharpe(returns, *, periods_per_year: float) -> float:
+    """The annualised Sharpe ratio of simple returns `[T]`: mean / std(ddof=1) ·
+    sqrt(periods_per_year); 0 when T < 2 or the returns are constant (std 0). The one
+    definition: the agent's metrics, the backtests and the dataset's oracle use it."""
+    x = np.asarray(returns, np.float64)
+    if x.size < 2 or np.ptp(x) == 0.0:
+        return 0.0
+    return float(x.mean() / x.std(ddof=1) * np.sqrt(periods_per_year))

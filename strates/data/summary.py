@@ -169,16 +169,8 @@ def signal_summary(bars: pl.DataFrame, g: pl.DataFrame, *, kappa: float, fold: F
             simple = np.asarray(accounting.simple(r_next[keep]))
             pnl, _ = accounting.rollout(pos[:-1][keep], simple, cost=accounting.bps(cost))
             returns = accounting.portfolio_returns(pnl, np.ones(pnl.shape, bool))
-            rows.append({"period": name, "cost_bps": cost, "sharpe": round(sharpe(returns, periods_per_year), 4),
-                         "bars": int(keep.sum())})
+            ratio = accounting.sharpe(returns, periods_per_year=periods_per_year)
+            rows.append({"period": name, "cost_bps": cost, "sharpe": round(ratio, 4), "bars": int(keep.sum())})
     return {"kappa": float(kappa), "policy": ORACLE_POLICY, "oracle": rows}
 
 
-def sharpe(returns: np.ndarray, periods_per_year: float) -> float:
-    """mean / std(ddof=1) * sqrt(periods_per_year) of simple returns `[T]`; 0 when the std is
-    0 or T < 2. The formula of `strates.agent.metrics.sharpe` (data cannot import a downstream
-    stage; a test ties the two)."""
-    x = np.asarray(returns, np.float64)
-    if x.size < 2 or np.ptp(x) == 0.0:
-        return 0.0
-    return float(x.mean() / x.std(ddof=1) * np.sqrt(periods_per_year))

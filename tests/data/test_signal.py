@@ -13,13 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from chaos_cli.app import app
+from strates.core.accounting import sharpe
 from strates.core.workspace import Workspace
 from strates.data import artifact
 from strates.data.config import Config
 from strates.data.embedded import SIGNAL_SCALE, EmbeddedSpec, planted_g, simulate
 from strates.data.ingest import load_bars, load_signal, run
 from strates.data.split import PERIODS
-from strates.data.summary import ORACLE_COSTS_BPS, sharpe
+from strates.data.summary import ORACLE_COSTS_BPS
 
 SMALL = EmbeddedSpec(assets=3, bars=1500, history_days=5)
 
@@ -127,12 +128,10 @@ def test_kappa_zero_records_a_flat_oracle_and_keeps_the_id(tmp_path):
     assert artifact.signal_table(artifact.read(flat)) is None
 
 
-def test_sharpe_is_the_agent_metrics_formula():
-    from strates.agent.metrics import sharpe as agent_sharpe
-
+def test_the_oracle_uses_the_one_sharpe_definition():
     x = np.random.default_rng(1).normal(1e-4, 1e-2, 500)
-    assert sharpe(x, 8766.0) == pytest.approx(agent_sharpe(x, periods_per_year=8766.0), rel=1e-12)
-    assert sharpe(np.zeros(10), 8766.0) == 0.0
+    assert sharpe(x, periods_per_year=8766.0) == pytest.approx(x.mean() / x.std(ddof=1) * np.sqrt(8766.0), rel=1e-12)
+    assert sharpe(np.zeros(10), periods_per_year=8766.0) == 0.0
 
 
 def test_cli_signal(tmp_path):
