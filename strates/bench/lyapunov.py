@@ -35,6 +35,7 @@ from strates.core.workspace import Workspace
 
 START = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # the synthetic clock's first bar
 CHAIN = ("tokenizer", "tokens", "jepa", "cfm")
+ONLY_MAIN_COUPLING = ("coupling.compare=false",)
 
 
 def prepare(config: Config, parents) -> Config:
@@ -67,7 +68,8 @@ def chain(name: str, config: Config, ws: Workspace, *, reporter: Reporter) -> ar
     stages = {s.kind: s for s in pipeline.stages()}
     for kind in CHAIN:
         stage = stages[kind]
-        result = template.run(stage, stage.configure([config.chain]), ws, parents={stage.parents[0]: previous},
+        extra = ONLY_MAIN_COUPLING if kind == "cfm" else ()  # the proxy reads the main coupling's flow only
+        result = template.run(stage, stage.configure([config.chain], extra), ws, parents={stage.parents[0]: previous},
                               reporter=reporter)
         previous = result.manifest
     return run_futures(FUTURES_STAGE.configure([config.chain]), ws, cfm=previous, reporter=reporter).manifest
