@@ -22,7 +22,7 @@ class SystemResult:
     """One system: exponents per period of the system (λ × period, dimensionless):
     `lambda_true` (published, or known by construction for a control), `lambda_multiverse`
     (the multiverse proxy per bar × points per period), `lambda_rosenstein`; `period` in the
-    system's time unit; `seconds` for the pipeline (tokenize -> multiverse) and for
+    system's time unit; `seconds` for the series and its pipeline (ingest -> multiverse) and for
     Rosenstein; `multiverse` the artifact it read."""
 
     name: str

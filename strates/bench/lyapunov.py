@@ -55,14 +55,14 @@ def frame(name: str, config: Config):
     return pl.DataFrame({"system": [name] * len(x), **{f"x{i}": x[:, i] for i in range(x.shape[1])}}), x
 
 
-def chain(name: str, config: Config, ws: Workspace, *, reporter: Reporter) -> artifacts.Manifest:
-    """System `name` through ingest -> tokenize -> train-jepa -> train-cfm -> multiverse
-    futures-only, each stage with the chain preset; returns the multiverse artifact."""
+def chain(data, config: Config, ws: Workspace, *, reporter: Reporter) -> artifacts.Manifest:
+    """A system's series `data` (`frame`) through ingest -> tokenize -> train-jepa ->
+    train-cfm -> multiverse futures-only, each stage with the chain preset; returns the
+    multiverse artifact."""
     from strates import pipeline
     from strates.data.ingest import ingest_series
     from strates.multiverse import FUTURES_STAGE, run_futures
 
-    data, _ = frame(name, config)
     previous = ingest_series(data, ws, step=dt.timedelta(seconds=config.interval_seconds), start=START,
                              reporter=reporter).manifest
     stages = {s.kind: s for s in pipeline.stages()}
@@ -87,9 +87,9 @@ def build(job: template.Job[Config]) -> template.Output:
         s = catalogue.system(name)
         with rep.task(f"[{i + 1}/{len(config.systems)}] {name} ({s.kind}, {s.dims} channels)"):
             t0 = time.perf_counter()
-            mv = chain(name, config, ws, reporter=NullReporter())
+            data, x = frame(name, config)
+            mv = chain(data, config, ws, reporter=NullReporter())
             seconds = time.perf_counter() - t0
-            _, x = frame(name, config)
             t1 = time.perf_counter()
             try:
                 ros = estimators.rosenstein(x, dims=s.dims, points_per_period=config.points_per_period)
