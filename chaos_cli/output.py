@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -54,8 +55,22 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None: strict JSON has no NaN or
+    Infinity (jq and most parsers refuse them), and "no finite value" reads as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default, sort_keys=False) + "\n")
+    """`data` as strict JSON on stdout (non-finite numbers as null)."""
+    sys.stdout.write(json.dumps(_finite(data), indent=2, default=_json_default, sort_keys=False,
+                                allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

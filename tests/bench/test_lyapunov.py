@@ -78,3 +78,9 @@ def test_an_unknown_system_exits_2_before_any_work(tmp_path):
                                    "Lorenz,Lorentz", "-p", "debug"])
     assert out.exit_code == 2 and "Lorentz" in out.output
     assert not (tmp_path / "ws" / "bench").exists() and not (tmp_path / "ws" / "dataset").exists()
+
+
+def test_json_is_strict_when_an_estimate_has_no_finite_value(bench):
+    """With one chaotic system Spearman ρ is undefined: --json prints null, never NaN."""
+    _, _, got = bench
+    assert got["summary"]["multiverse"]["spearman"] is None and got["summary"]["rosenstein"]["spearman"] is None
