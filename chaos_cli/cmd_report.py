@@ -18,7 +18,8 @@ def report(
         "--futures", help="Report a futures-only multiverse instead (chaos multiverse --cfm): latest, id or prefix.")
     ] = None,
     bench: Annotated[str | None, typer.Option(
-        "--bench", help="Report a benchmark artifact instead (chaos bench lyapunov): latest, id or prefix.")] = None,
+        "--bench", help="Report a benchmark artifact instead (chaos bench lyapunov or chaos bench signal): latest (the "
+                    "most recent of either), id, prefix, or KIND/ID.")] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -29,7 +30,7 @@ def report(
     json_: JsonOpt = False,
 ) -> None:
     """Build the report: data, Strates I-IV, Multiverse Crossing and provenance, from artifacts alone
-    (or, with --bench, the benchmark's scatter and tables)."""
+    (or, with --bench, the benchmark's figures and tables)."""
     from strates.report import STAGE, run
     from strates.report.artifact import export, read, tables
 

@@ -229,7 +229,9 @@ def resolve(ws: Workspace, ref: str, *, stage: str | None = None) -> Manifest:
 
 # the command that makes each kind of artifact, for the fixes in error messages
 PRODUCERS = {"dataset": "ingest", "tokenizer": "tokenize", "tokens": "tokenize", "jepa": "train-jepa",
-             "cfm": "train-cfm", "agent": "train-agent", "multiverse": "multiverse", "report": "report"}
+             "cfm": "train-cfm", "agent": "train-agent", "multiverse": "multiverse", "report": "report",
+             "multiverse-futures": "multiverse --futures-only", "bench": "bench lyapunov",
+             "bench-signal": "bench signal"}
 
 
 def _producer_hint(stage: str | None) -> str:

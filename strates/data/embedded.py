@@ -86,6 +86,11 @@ SIGNAL_HALFLIFE = 192.0  # bars: half-life of the slow EMA of the volatility fac
 SIGNAL_LEVEL = 0.1  # scale of the slow EMA (the volatility level) in g
 SIGNAL_TREND = 0.06  # scale of fast - slow (the volatility trend) in g
 SIGNAL_SCALE = 0.2  # sup |g|: sets the oracle Sharpe per unit of kappa (module docstring)
+SIGNAL_DEFINITION = (
+    f"bar t+1's log return gets kappa sigma_t g(s_t), g = {SIGNAL_SCALE:g} tanh(slow_t / {SIGNAL_LEVEL:g}) "
+    f"tanh((fast_t - slow_t) / {SIGNAL_TREND:g}), slow_t and fast_t the causal EMAs (half-lives "
+    f"{SIGNAL_HALFLIFE:g} and {SIGNAL_HALFLIFE / 2:g} bars) of the asset's volatility factor u_t (the part of log "
+    "sigma the chaotic driver moves)")
 MACRO_LAGS: dict[str, dt.timedelta] = {
     "rate_10y": dt.timedelta(days=1),  # daily, business days, public next day
     "cot_net": dt.timedelta(days=3, hours=20, minutes=30),  # as of Tuesday, public Friday 20:30

@@ -11,6 +11,7 @@ from typing import Any
 
 from strates.agent import artifact as agent_artifact
 from strates.bench import artifact as bench_artifact
+from strates.bench import signal_artifact
 from strates.cfm import artifact as cfm_artifact
 from strates.core import artifacts
 from strates.core.workspace import Workspace
@@ -22,7 +23,7 @@ from strates.report.config import Config
 
 KINDS = ("dataset", "tokenizer", "tokens", "jepa", "cfm", "agent", "multiverse")  # upstream first
 # what a report of the futures alone (no agent) or of a benchmark is built from instead
-OTHER_KINDS = {"multiverse-futures": "futures", "bench": "bench"}
+OTHER_KINDS = {"multiverse-futures": "futures", "bench": "bench", "bench-signal": "signal"}
 READERS: dict[str, Callable[[artifacts.Manifest], Any]] = {
     "dataset": data_artifact.read,
     "tokenizer": fsq_artifact.read_tokenizer,
@@ -33,6 +34,7 @@ READERS: dict[str, Callable[[artifacts.Manifest], Any]] = {
     "multiverse": multiverse_artifact.read,
     "multiverse-futures": multiverse_artifact.read_futures,
     "bench": bench_artifact.Bench.read,
+    "bench-signal": signal_artifact.SignalBench.read,
 }
 
 
@@ -53,6 +55,7 @@ class Sources:
     multiverse: multiverse_artifact.Multiverse | None = None
     futures: multiverse_artifact.FuturesOnly | None = None
     bench: bench_artifact.Bench | None = None
+    signal: signal_artifact.SignalBench | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -65,7 +68,7 @@ class Sources:
     @property
     def pipeline(self) -> bool:
         """A report of the whole pipeline (rather than of the futures alone or of a benchmark)."""
-        return self.futures is None and self.bench is None
+        return self.futures is None and self.bench is None and self.signal is None
 
     def frame(self, kind: str, name: str, columns: list[str] | None = None) -> Any:
         """A Parquet file of the `kind` artifact as a Polars DataFrame, or None (noted in

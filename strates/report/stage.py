@@ -20,7 +20,7 @@ from strates.core import stage as template
 from strates.core.config import to_dict
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace
-from strates.report import bench, render, sections, trading
+from strates.report import bench, bench_signal, render, sections, trading
 from strates.report.artifact import COMMAND, HTML, KIND, MARKDOWN, Metrics, Summary
 from strates.report.config import DEFAULT_PRESET, PRESETS, Config
 from strates.report.document import Report, Section
@@ -42,6 +42,9 @@ FUTURES_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
 BENCH_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
     ("bench", lambda src: bench.section(src.bench)),  # pyright: ignore[reportArgumentType]
 )
+SIGNAL_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
+    ("bench", lambda src: bench_signal.section(src.signal)),  # pyright: ignore[reportArgumentType]
+)
 SECTION_IDS = (*(s for s, _ in SECTIONS), "provenance")  # a report of the pipeline; a benchmark's: bench, provenance
 SIZE_WARNING = 5_000_000  # bytes of HTML past which the reporter says so
 
@@ -51,7 +54,8 @@ def compose(src: Sources, *, report_id: str, report_config: dict, reporter: Repo
     recorded" note in its section; a file that cannot be read, a note in `src.problems`."""
     rep = reporter or NullReporter()
     out = []
-    chosen = BENCH_SECTIONS if src.bench is not None else FUTURES_SECTIONS if src.futures is not None else SECTIONS
+    chosen = (BENCH_SECTIONS if src.bench is not None else SIGNAL_SECTIONS if src.signal is not None
+              else FUTURES_SECTIONS if src.futures is not None else SECTIONS)
     for sid, make in chosen:
         with rep.task(f"section {sid}"):
             out.append(make(src))
@@ -64,6 +68,8 @@ def compose(src: Sources, *, report_id: str, report_config: dict, reporter: Repo
         title = f"chaos report: the futures alone, {src.futures.metrics.period.name} period"
     if src.bench is not None:
         title = "chaos benchmark: Lyapunov exponents of known systems"
+    if src.signal is not None:
+        title = "chaos benchmark: a planted edge of known strength"
     return Report(title, tuple(meta), tuple(out))
 
 
@@ -80,7 +86,8 @@ def build(job: template.Job[Config]) -> template.Output:
     metrics = Metrics(sections=tuple(s.id for s in report.sections), figures=len(report.figures), html_bytes=len(page))
     crossed = job.parents.get("multiverse") or job.parents.get("multiverse-futures")
     summary = Summary(title=report.title, multiverse=crossed.ref if crossed is not None else "",
-                      bench=job.parents["bench"].ref if "bench" in job.parents else "", html=HTML, markdown=MARKDOWN,
+                      bench=next((job.parents[k].ref for k in BENCH_KINDS if k in job.parents), ""), html=HTML,
+                      markdown=MARKDOWN,
                       figures=tuple(f"figures/{f.name}.png" for f in report.figures), problems=tuple(src.problems))
     return template.Output(to_dict(metrics), to_dict(summary))  # the template sets metrics.seconds
 
@@ -94,6 +101,36 @@ STAGE: template.Stage[Config] = template.Stage(
 FUTURES_STAGE: template.Stage[Config] = dataclasses.replace(
     STAGE, parents=("multiverse-futures", "cfm", "jepa", "tokens", "tokenizer", "dataset"))
 BENCH_STAGE: template.Stage[Config] = dataclasses.replace(STAGE, parents=("bench",))
+SIGNAL_STAGE: template.Stage[Config] = dataclasses.replace(STAGE, parents=("bench-signal",))
+BENCH_KINDS = ("bench", "bench-signal")  # what `--bench` may name: chaos bench lyapunov, chaos bench signal
+
+
+def resolve_bench(ws: Workspace, ref: str) -> artifacts.Manifest:
+    """The benchmark artifact `ref` names, of either kind (`BENCH_KINDS`): `latest` (the
+    most recent of either), an id or unique prefix, or `KIND/ID`."""
+    from strates.core.errors import ArtifactNotFound
+
+    if "/" in ref:
+        kind = ref.partition("/")[0]
+        if kind not in BENCH_KINDS:
+            raise ArtifactNotFound(f"reference {ref} names a {kind} artifact where a benchmark is needed",
+                                   fix="pass a bench or bench-signal artifact (see `chaos ls bench`, "
+                                       "`chaos ls bench-signal`)")
+        return artifacts.resolve(ws, ref)
+    found, errors = [], []
+    for kind in BENCH_KINDS:
+        try:
+            found.append(artifacts.resolve(ws, ref, stage=kind))
+        except ArtifactNotFound as err:
+            errors.append(err)
+    if not found:
+        raise ArtifactNotFound(f"no benchmark artifact matches {ref!r} in workspace {ws.url}",
+                               fix="run `chaos bench lyapunov` or `chaos bench signal` first, or list them with "
+                                   "`chaos ls bench` and `chaos ls bench-signal`")
+    if len(found) > 1 and ref != "latest":
+        raise ArtifactNotFound(f"{ref!r} matches {found[0].ref} and {found[1].ref}",
+                               fix="give more characters of the id, or KIND/ID")
+    return max(found, key=lambda m: m.created)
 
 
 def run(config: Config, ws: Workspace, *, multiverse: str | artifacts.Manifest = "latest",
@@ -103,7 +140,9 @@ def run(config: Config, ws: Workspace, *, multiverse: str | artifacts.Manifest =
     and everything upstream of it; given `futures`, of a futures-only multiverse
     (`multiverse-futures`, no agent: no trading sections); given `bench`, of a benchmark."""
     if bench is not None:
-        return template.run(BENCH_STAGE, config, ws, parents={"bench": bench}, force=force, reporter=reporter)
+        m = resolve_bench(ws, bench) if isinstance(bench, str) else bench
+        stage = SIGNAL_STAGE if m.stage == "bench-signal" else BENCH_STAGE
+        return template.run(stage, config, ws, parents={m.stage: m}, force=force, reporter=reporter)
     if futures is not None:
         return template.run(FUTURES_STAGE, config, ws, parents={"multiverse-futures": futures}, force=force,
                             reporter=reporter)
