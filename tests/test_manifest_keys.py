@@ -29,6 +29,7 @@ ARTIFACTS = (
     ("multiverse-futures", "strates.multiverse.artifact", "FuturesSummary", "FuturesMetrics"),
     ("report", "strates.report.artifact", "Summary", "Metrics"),
     ("bench", "strates.bench.artifact", "Summary", "Metrics"),
+    ("bench-signal", "strates.bench.signal_artifact", "Summary", "Metrics"),
 )
 
 

@@ -9,8 +9,8 @@ For each strength kappa of the grid (`Config.kappas`):
    ordinary artifact of the workspace, reused when the market and the chain are unchanged;
 3. what each stage recovered (`measure`):
    - JEPA: linear probes of the planted drift from h_t (and, for reference, from the raw
-     features), fitted on the training period and scored on the diagnostic part of
-     validation (which chose nothing), and of the next bar's return sign;
+     features), fitted on the training period and scored on the bars that chose nothing
+     (the diagnostic part of validation and the test period), and of the next bar's sign;
    - CFM: the CRPS skill of the return futures against the random walk and the bootstrap
      (the cfm artifact's test period, with its intervals), and the correlation of the
      futures' mean next-bar return (the agent's planning inputs on the test period) with the
@@ -79,9 +79,10 @@ def _wide(frame, ts: np.ndarray, assets: tuple[str, ...], column: str) -> np.nda
     return out
 
 
-def test_clock(ws: Workspace, agent: artifacts.Manifest, signal) -> Clock:
-    """The agent's test walk (`positions.parquet`, strategy agent) on its clock, joined with
-    the planted edge (`signal`: `asset, ts, g, drift`, or None for an unplanted market)."""
+def walk_clock(ws: Workspace, agent: artifacts.Manifest, signal, assets: tuple[str, ...]) -> Clock:
+    """The agent's test walk (`positions.parquet`, strategy agent) on its clock, assets in
+    the agent's order `assets` (its JEPA's: the order of its saved walk), joined with the
+    planted edge (`signal`: `asset, ts, g, drift`, or None for an unplanted market)."""
     import polars as pl
 
     from strates.agent.artifact import load_positions
@@ -90,7 +91,6 @@ def test_clock(ws: Workspace, agent: artifacts.Manifest, signal) -> Clock:
     if rows.is_empty():
         raise InvalidInput(f"{agent.ref} has no backtest of the test period", rule="missing-period",
                            fix="rebuild the agent with the test period among its backtests")
-    assets = tuple(dict.fromkeys(rows["asset"].to_list()))
     ts = np.unique(rows["ts"].to_numpy())
     if signal is not None:
         rows = rows.join(signal.select("asset", "ts", "g", "drift"), on=["asset", "ts"], how="left")
@@ -104,23 +104,33 @@ def test_clock(ws: Workspace, agent: artifacts.Manifest, signal) -> Clock:
 
 # -- the stages' readings ---------------------------------------------------------------------
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+    """Spearman's rank correlation (heavy tails and volatility clusters do not dominate it)."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan
-    return float(np.corrcoef(x, y)[0, 1])
+    return float(spearmanr(x, y).statistic)  # pyright: ignore[reportAttributeAccessIssue]
 
 
-def jepa_probes(ws: Workspace, jepa: artifacts.Manifest, signal) -> dict[str, float]:
-    """Linear probes from h_t and from the raw features at t: the planted drift (ridge R²),
-    its sign (logistic accuracy), and the sign of the next bar's log return; fitted on the
-    JEPA's training period, scored on the diagnostic part of its validation period. The
-    first `loss.ctx_min` bars of an asset (too little context) and its last bar (no next
-    return) are left out. The drift probes are NaN without a planted edge."""
+def jepa_probes(ws: Workspace, jepa: artifacts.Manifest, signal) -> tuple[dict[str, float], dict[str, dict]]:
+    """Linear probes from h_t and from the raw features at t of the planted drift in units
+    of sigma_t, kappa g(s_t) (the drift itself, kappa sigma_t g, moves mostly with the
+    volatility level, which is not the edge): ridge R² and the correlation of its
+    predictions with the truth, the logistic accuracy of its sign (beside the majority
+    rate), and the sign of the next bar's log return from h_t. Fitted on the JEPA's training
+    period, scored on the bars that chose nothing: the diagnostic part of validation and
+    the test period (g moves slowly, half-lives of 96 and 192 bars: the diagnostic part
+    alone holds a handful of its swings per asset). The first `loss.ctx_min` bars of an
+    asset and its last bar are left out. The drift probes are NaN without a planted edge.
+
+    Returns (the readings, the ridge's prediction of g at every bar: {"h" | "raw": {asset:
+    (ts, prediction)}}, empty without a planted edge) for `probe_policies`."""
     import polars as pl
 
     from strates.jepa import artifact as jepa_artifact
     from strates.jepa.data import MacroScaler, load_sequences
     from strates.jepa.model import embed_sequences
-    from strates.jepa.probe import logistic_accuracy, period_rows, ridge_r2
+    from strates.jepa.probe import logistic_accuracy, period_rows, ridge_predict
 
     j = jepa_artifact.read(jepa)
     tokens = artifacts.resolve(ws, jepa.parents["tokens"], stage="tokens")
@@ -129,30 +139,70 @@ def jepa_probes(ws: Workspace, jepa: artifacts.Manifest, signal) -> dict[str, fl
     model = jepa_artifact.load_model(ws, j, n_assets=len(sequences), n_macro=len(macro_names))
     hs = embed_sequences(model, sequences, scaler, interval_s=j.summary.interval_seconds)
     fold = dataset.fold(j.summary.fold)
-    spans = {"train": fold.train, "scored": j.summary.diagnostic}
-    parts: dict[str, dict[str, list[np.ndarray]]] = {p: {k: [] for k in ("h", "raw", "drift", "up")} for p in spans}
+    spans = {"train": (fold.train,), "scored": (j.summary.diagnostic, fold.test)}
+    parts: dict[str, dict[str, list[np.ndarray]]] = {p: {k: [] for k in ("h", "raw", "g", "up")} for p in spans}
+    inputs = []
     for s, h in zip(sequences, hs, strict=True):
-        drift = np.zeros(len(s.ts))
+        inputs.append((s.asset, s.ts, {"h": np.asarray(h), "raw": np.asarray(s.features)}))
+        g = np.zeros(len(s.ts))
         if signal is not None:
-            mine = signal.filter(pl.col("asset") == s.asset).select("ts", "drift")
+            mine = signal.filter(pl.col("asset") == s.asset).select("ts", "g")
             pos = np.searchsorted(s.ts, mine["ts"].to_numpy())
             ok = (pos < len(s.ts)) & (s.ts[np.minimum(pos, len(s.ts) - 1)] == mine["ts"].to_numpy())
-            drift[pos[ok]] = mine["drift"].to_numpy()[ok]
+            g[pos[ok]] = mine["g"].to_numpy()[ok]
         up = np.append(s.log_returns[1:] > 0, False).astype(np.float64)  # the sign of bar t+1's return
-        for name, span in spans.items():
-            mask = period_rows(s.ts, span.start, span.end, horizon=1, skip=j.config.loss.ctx_min)
-            for key, values in (("h", h), ("raw", s.features), ("drift", drift), ("up", up)):
+        for name, periods in spans.items():
+            mask = np.zeros(len(s.ts), bool)
+            for span in periods:
+                mask |= period_rows(s.ts, span.start, span.end, horizon=1, skip=j.config.loss.ctx_min)
+            for key, values in (("h", h), ("raw", s.features), ("g", g), ("up", up)):
                 parts[name][key].append(np.asarray(values)[mask])
     cat = {p: {k: np.concatenate(v) for k, v in d.items()} for p, d in parts.items()}
     tr, te = cat["train"], cat["scored"]
-    out = {"jepa_sign_accuracy": logistic_accuracy(tr["h"], tr["up"], te["h"], te["up"])}
-    planted = signal is not None and np.std(tr["drift"]) > 0 and np.std(te["drift"]) > 0
+    out = {"jepa_sign_accuracy": logistic_accuracy(tr["h"], tr["up"], te["h"], te["up"]),
+           "drift_majority_rate": math.nan}
+    planted = signal is not None and np.ptp(tr["g"]) > 0 and np.ptp(te["g"]) > 0
+    if planted:
+        out["drift_majority_rate"] = float(max((te["g"] > 0).mean(), (te["g"] <= 0).mean()))
+    predictions: dict[str, dict] = {}
     for name in ("h", "raw"):
         label = "jepa" if name == "h" else "raw"
-        out[f"{label}_drift_r2"] = ridge_r2(tr[name], tr["drift"], te[name], te["drift"]) if planted else math.nan
-        out[f"{label}_drift_sign_accuracy"] = (
-            logistic_accuracy(tr[name], (tr["drift"] > 0).astype(np.float64), te[name],
-                              (te["drift"] > 0).astype(np.float64)) if planted else math.nan)
+        r2 = corr = sign = math.nan
+        if planted:
+            predictions[name] = {asset: (ts, ridge_predict(tr[name], tr["g"], x[name])) for asset, ts, x in inputs}
+            pred = ridge_predict(tr[name], tr["g"], te[name])
+            r2 = float(1.0 - ((te["g"] - pred) ** 2).sum() / ((te["g"] - te["g"].mean()) ** 2).sum())
+            corr = float(np.corrcoef(pred, te["g"])[0, 1]) if np.ptp(pred) > 0 else math.nan
+            sign = logistic_accuracy(tr[name], (tr["g"] > 0).astype(np.float64), te[name],
+                                     (te["g"] > 0).astype(np.float64))
+        out.update({f"{label}_drift_r2": r2, f"{label}_drift_corr": corr, f"{label}_drift_sign_accuracy": sign})
+    return out, predictions
+
+
+def probe_policies(clock: Clock, predictions: dict[str, dict], *, cost_bps: float, periods_per_year: float
+                   ) -> dict[str, float]:
+    """The Sharpe after `cost_bps` on the agent's test bars of the oracle's policy run on a
+    probe's prediction of g instead of g (`clip(prediction / SIGNAL_SCALE, -1, 1)`): what a
+    linear read of h_t (`jepa_probe_sharpe`), or of the raw features
+    (`raw_probe_sharpe`), would earn. A ceiling of what the representation offers the
+    stages after it, below the oracle's: NaN without a planted edge."""
+    from strates.agent.backtest import portfolio_returns
+    from strates.core.accounting import sharpe
+    from strates.data.embedded import SIGNAL_SCALE
+
+    out = {"jepa_probe_sharpe": math.nan, "raw_probe_sharpe": math.nan}
+    for name, label in (("h", "jepa"), ("raw", "raw")):
+        if name not in predictions:
+            continue
+        wide = np.zeros(clock.valid.shape)
+        for j, asset in enumerate(clock.assets):
+            ts, pred = predictions[name][asset]
+            pos = np.searchsorted(ts, clock.ts)
+            ok = (pos < len(ts)) & (ts[np.minimum(pos, len(ts) - 1)] == clock.ts)
+            wide[ok, j] = pred[pos[ok]]
+        held = np.clip(wide / SIGNAL_SCALE, -1.0, 1.0)
+        out[f"{label}_probe_sharpe"] = sharpe(portfolio_returns(held, clock.r_next, clock.valid, cost_bps=cost_bps),
+                                              periods_per_year=periods_per_year)
     return out
 
 
@@ -181,17 +231,79 @@ def cfm_readings(ws: Workspace, cfm: artifacts.Manifest, agent: artifacts.Manife
         raise InvalidInput(f"{agent.ref}'s saved walk has {walk.returns.shape[:2]} (bars, assets) where its test "
                            f"positions have {clock.valid.shape}", rule="walk-mismatch",
                            fix=f"rebuild the agent: chaos train-agent --force ({agent.ref})")
-    mean_next = walk.returns[..., 0].mean(axis=2)  # [T, A]: the futures' expected next-bar log return
+    first = walk.returns[..., 0]  # [T, A, N]: the futures' next-bar log returns
+    edge = first.mean(axis=2) / np.maximum(first.std(axis=2), 1e-12)  # their expected return per unit of spread
     v = clock.valid
-    out["cfm_drift_corr"] = _corr(mean_next[v], clock.drift[v])
-    out["realized_drift_corr"] = _corr(clock.r_next[v], clock.drift[v])
+    out["cfm_drift_corr"] = _corr(edge[v], clock.g[v]) if np.ptp(clock.g[v]) > 0 else math.nan
+    out["realized_drift_corr"] = _corr(clock.r_next[v], clock.g[v]) if np.ptp(clock.g[v]) > 0 else math.nan
+    return out
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """OLS slope of y on x with its normal 95% interval (NaN when x does not vary). Noise in
+    y (a sampled mean, a realised return) widens the interval but does not bias the slope."""
+    if len(x) < 3 or np.ptp(x) == 0:
+        return math.nan, math.nan, math.nan
+    xc = x - x.mean()
+    b = float(xc @ (y - y.mean()) / (xc @ xc))
+    resid = y - y.mean() - b * xc
+    se = math.sqrt(float(resid @ resid) / (len(x) - 2) / float(xc @ xc))
+    return b, b - 1.96 * se, b + 1.96 * se
+
+
+def flow_drift(ws: Workspace, cfm: artifacts.Manifest, jepa: artifacts.Manifest, clock: Clock, *, kappa: float,
+               config: Config) -> dict[str, float]:
+    """How much of the planted drift the flow's futures carry, free of the sampling noise of
+    the agent's few futures: at up to `flow_states` (bar, asset) of the test clock, evenly
+    spaced, `flow_futures` futures each from the main flow (the agent's inputs: h_t and the
+    scale features); the slope of their mean next-bar return (in units of sigma_t, the
+    flow's own unit) on the planted drift in the same unit, kappa g_t. 1: the flow's mean
+    moves with the drift one for one; 0: not at all. Beside it the same slope of the
+    realised next return (about 1 by construction: the drift is in the returns, measured
+    with the noise of the test period). NaN without a planted edge."""
+    out: dict[str, float] = dict.fromkeys(("cfm_drift_slope", "cfm_drift_slope_lo", "cfm_drift_slope_hi",
+                                           "realized_drift_slope", "realized_drift_slope_lo",
+                                           "realized_drift_slope_hi"), math.nan)
+    if kappa <= 0:
+        return out
+    import jax
+
+    from strates.cfm import artifact as cfm_artifact
+    from strates.cfm.sample import sample_jit
+    from strates.jepa.artifact import embed
+
+    c = cfm_artifact.read(cfm)
+    flows, scales = cfm_artifact.load_flows(ws, c)
+    observed = {s.asset: s for s in scales.observe(embed(ws, jepa).states)}
+    obs = np.zeros((*clock.valid.shape, scales.cond_dim + 1), np.float32)
+    for j, asset in enumerate(clock.assets):
+        s = observed[asset]
+        pos = np.searchsorted(s.ts, clock.ts)
+        ok = (pos < len(s.ts)) & (s.ts[np.minimum(pos, len(s.ts) - 1)] == clock.ts)
+        obs[ok, j] = s.h[pos[ok]]
+    t_idx, a_idx = np.nonzero(clock.valid)
+    sigma = np.exp(obs[t_idx, a_idx, -1].astype(np.float64))
+    y = kappa * clock.g[t_idx, a_idx]
+    out.update(zip(("realized_drift_slope", "realized_drift_slope_lo", "realized_drift_slope_hi"),
+                   _slope(y, clock.r_next[t_idx, a_idx] / sigma), strict=True))
+    pick = np.unique(np.linspace(0, len(t_idx) - 1, min(config.flow_states, len(t_idx))).round().astype(np.int64))
+    cond = obs[t_idx[pick], a_idx[pick], :scales.cond_dim]
+    first = scales.horizon * scales.state_dim  # x = [H states of D dims, H returns in units of sigma_t]
+    means = []
+    chunk = 64
+    for i in range(0, len(pick), chunk):
+        x = sample_jit(flows[0], cond[i:i + chunk], key=jax.random.key(config.seed + i), n=config.flow_futures,
+                       nfe=c.config.sample.nfe, method=str(c.config.sample.method))
+        means.append(np.asarray(x[..., first]).mean(axis=1))
+    out.update(zip(("cfm_drift_slope", "cfm_drift_slope_lo", "cfm_drift_slope_hi"),
+                   _slope(y[pick], np.concatenate(means)), strict=True))
     return out
 
 
 def capture(agent: np.ndarray, oracle: np.ndarray, *, periods_per_year: float, replicates: int, level: float,
             seed: int) -> dict[str, float]:
-    """The agent's annualised Sharpe with its interval, and the capture = agent Sharpe /
-    oracle Sharpe with its interval, from the per-bar returns of both on the same bars: a
+    """The agent's and the oracle's annualised Sharpe with their intervals, and the capture =
+    agent Sharpe / oracle Sharpe with its interval, from the per-bar returns of both on the same bars: a
     paired stationary block bootstrap (both resampled on the same bars; mean block length by
     Politis & White on the agent's returns), percentile intervals at `level`. The capture
     is NaN when the oracle's Sharpe is not above 0 (nothing to capture); its interval is
@@ -207,6 +319,7 @@ def capture(agent: np.ndarray, oracle: np.ndarray, *, periods_per_year: float, r
                              rng=np.random.default_rng(seed))
     sa, so = _sharpe_rows(agent[idx]) * root, _sharpe_rows(oracle[idx]) * root
     a_lo, a_hi = (float(x) for x in np.quantile(sa, q))
+    o_lo, o_hi = (float(x) for x in np.quantile(so, q))
     c = c_lo = c_hi = math.nan
     if o_s > 0:
         c = a_s / o_s
@@ -215,8 +328,8 @@ def capture(agent: np.ndarray, oracle: np.ndarray, *, periods_per_year: float, r
             c_lo, c_hi = (float(x) for x in np.nanquantile(ratio, q))
         else:
             c_lo, c_hi = -math.inf, math.inf
-    return {"agent_sharpe": a_s, "agent_sharpe_lo": a_lo, "agent_sharpe_hi": a_hi, "capture": c, "capture_lo": c_lo,
-            "capture_hi": c_hi}
+    return {"agent_sharpe": a_s, "agent_sharpe_lo": a_lo, "agent_sharpe_hi": a_hi, "oracle_sharpe_lo": o_lo,
+            "oracle_sharpe_hi": o_hi, "capture": c, "capture_lo": c_lo, "capture_hi": c_hi}
 
 
 def agent_readings(clock: Clock, agent: artifacts.Manifest, *, kappa: float, periods_per_year: float,
@@ -287,21 +400,28 @@ def measure(ws: Workspace, kappa: float, runs: dict[str, artifacts.Manifest], co
 
         signal = signal.with_columns(pl.col("ts").dt.replace_time_zone(None))
     planted = dataset.summary.signal
-    clock = test_clock(ws, runs["agent"], signal)
+    from strates.jepa import artifact as jepa_artifact
+
+    clock = walk_clock(ws, runs["agent"], signal, jepa_artifact.read(runs["jepa"]).summary.assets)
     head, per_cost = agent_readings(clock, runs["agent"], kappa=kappa,
                                     periods_per_year=dataset.summary.periods_per_year, config=config)
     mv_head, mv_cost = multiverse_readings(runs["multiverse"], config.cost_bps)
+    probes, predictions = jepa_probes(ws, runs["jepa"], signal)
+    probes.update(probe_policies(clock, predictions, cost_bps=config.cost_bps,
+                                 periods_per_year=dataset.summary.periods_per_year))
+    probes.update(flow_drift(ws, runs["cfm"], runs["jepa"], clock, kappa=kappa, config=config))
+    none = (math.nan, math.nan, math.nan, False)
+    ppy = dataset.summary.periods_per_year
     costs = tuple(CostRow(cost_bps=c, agent_sharpe=s, dsr=d, oracle_sharpe=o,
-                          filter_delta_sharpe=mv_cost.get(c, (math.nan,) * 3 + (False,))[0],
-                          filter_delta_lo=mv_cost.get(c, (math.nan,) * 3 + (False,))[1],
-                          filter_delta_hi=mv_cost.get(c, (math.nan,) * 3 + (False,))[2],
-                          filter_helps=bool(mv_cost.get(c, (math.nan,) * 3 + (False,))[3]))
+                          **probe_policies(clock, predictions, cost_bps=c, periods_per_year=ppy),
+                          filter_delta_sharpe=mv_cost.get(c, none)[0], filter_delta_lo=mv_cost.get(c, none)[1],
+                          filter_delta_hi=mv_cost.get(c, none)[2], filter_helps=bool(mv_cost.get(c, none)[3]))
                   for c, (s, d, o) in per_cost.items())
     discovery = any(r.dsr >= artifact.DSR_BAR for r in costs)
     return KappaResult(
         kappa=float(kappa),
         oracle_sharpe_dataset=planted.oracle_sharpe("test", config.cost_bps) if planted is not None else 0.0,
-        **jepa_probes(ws, runs["jepa"], signal),
+        **probes,
         **cfm_readings(ws, runs["cfm"], runs["agent"], clock),
         **head, **mv_head,
         discovery=discovery, costs=costs,

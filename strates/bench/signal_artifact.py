@@ -19,13 +19,16 @@ DSR_BAR = 0.95  # a deflated Sharpe ratio at or above this is a discovery
 @dataclasses.dataclass(frozen=True)
 class CostRow:
     """At one cost level (bps per side), on the agent's test bars: the agent's Sharpe and
-    DSR, the oracle's Sharpe, and the multiverse filter's Sharpe difference (filtered minus
-    deterministic) with its interval; `filter_helps` when that interval is above 0."""
+    DSR, the oracle's Sharpe, the probe policies' (`KappaResult`), and the multiverse
+    filter's Sharpe difference (filtered minus deterministic) with its interval;
+    `filter_helps` when that interval is above 0."""
 
     cost_bps: float
     agent_sharpe: float
     dsr: float
     oracle_sharpe: float
+    jepa_probe_sharpe: float
+    raw_probe_sharpe: float
     filter_delta_sharpe: float
     filter_delta_lo: float
     filter_delta_hi: float
@@ -37,21 +40,31 @@ class KappaResult:
     """One planted strength `kappa`, its pipeline's artifacts and what each stage recovered.
 
     Oracle: `oracle_sharpe`, on the agent's test bars at the headline cost (the denominator
-    of the capture); `oracle_sharpe_dataset`, the dataset manifest's (every test bar).
-    JEPA (probes fitted on the training period, scored on the diagnostic part of
-    validation, which chose nothing): `jepa_drift_r2` / `raw_drift_r2`, the ridge R² of the
-    planted drift kappa sigma_t g_t from h_t / from the raw features at t;
-    `jepa_drift_sign_accuracy` / `raw_drift_sign_accuracy`, the logistic accuracy of its
-    sign; `jepa_sign_accuracy`, of the sign of the next bar's return (the question an
-    agent faces). NaN at kappa = 0 for the drift probes: there is no drift.
+    of the capture), with its interval; `oracle_sharpe_dataset`, the dataset manifest's
+    (every test bar).
+    JEPA (probes fitted on the training period, scored on the bars that chose nothing: the
+    diagnostic part of validation and the test period): `jepa_drift_r2` / `raw_drift_r2`,
+    the ridge R² of the planted drift in units of sigma_t (kappa g_t) from h_t / from the raw
+    features at t, and `*_drift_corr` the correlation of the ridge's predictions with it
+    (R² also charges a shift of the mean between periods); `*_drift_sign_accuracy`, the
+    logistic accuracy of its sign, beside `drift_majority_rate` (always guessing the more
+    common sign); `jepa_sign_accuracy`, of the sign of the next bar's return (the question
+    an agent faces); `jepa_probe_sharpe` / `raw_probe_sharpe`, the test Sharpe at the
+    headline cost of the oracle's policy run on the probe's prediction of g instead of g
+    (what a linear read of h_t, or of the raw features, would earn: the representation's
+    ceiling for the stages after it). NaN at kappa = 0 for the drift probes: no drift.
     CFM (test period, the horizon `cfm_horizon`): the CRPS skill of the return futures
     against the Gaussian random walk and the bootstrap, with intervals; `cfm_drift_corr`,
-    the correlation over the agent's test (bar, asset) of the futures' mean next-bar return
-    (the planning inputs) with the planted drift, and `realized_drift_corr`, of the
-    realised next return with it (what a perfect forecast of the mean would reach).
+    the rank correlation over the agent's test (bar, asset) of the futures' mean next-bar
+    return per unit of their spread (the planning inputs) with g_t, and
+    `realized_drift_corr`, of the realised next return with it; `cfm_drift_slope`, the
+    slope of the flow's mean next-bar return (many futures per state, `flow_drift`) on the
+    planted drift, both in units of sigma_t (1: carried one for one, 0: lost), with its
+    interval, beside `realized_drift_slope`, that of the realised return (about 1).
     Agent (test period, headline cost): Sharpe with its interval, DSR, and `capture` =
     agent Sharpe / oracle Sharpe on the same bars with a paired interval (NaN when the
-    oracle's Sharpe is not above 0: nothing to capture).
+    oracle's Sharpe is not above 0: nothing to capture; unbounded, -inf and inf, when the
+    oracle's own interval reaches 0: a ratio to a Sharpe that may be 0 has no bound).
     Multiverse (test period): the share of contested decisions, the bifurcation index above
     its noise floor, the filtered - deterministic Sharpe difference at the headline cost.
     `costs`: the agent, oracle and filter at every cost level. `discovery`: the agent's DSR
@@ -59,12 +72,19 @@ class KappaResult:
 
     kappa: float
     oracle_sharpe: float
+    oracle_sharpe_lo: float
+    oracle_sharpe_hi: float
     oracle_sharpe_dataset: float
     jepa_drift_r2: float
+    jepa_drift_corr: float
     jepa_drift_sign_accuracy: float
     raw_drift_r2: float
+    raw_drift_corr: float
     raw_drift_sign_accuracy: float
+    drift_majority_rate: float
     jepa_sign_accuracy: float
+    jepa_probe_sharpe: float
+    raw_probe_sharpe: float
     cfm_horizon: int
     cfm_skill_random_walk: float
     cfm_skill_random_walk_lo: float
@@ -74,6 +94,12 @@ class KappaResult:
     cfm_skill_bootstrap_hi: float
     cfm_drift_corr: float
     realized_drift_corr: float
+    cfm_drift_slope: float
+    cfm_drift_slope_lo: float
+    cfm_drift_slope_hi: float
+    realized_drift_slope: float
+    realized_drift_slope_lo: float
+    realized_drift_slope_hi: float
     agent_sharpe: float
     agent_sharpe_lo: float
     agent_sharpe_hi: float
@@ -157,32 +183,45 @@ def tables(b: SignalBench) -> list[Table]:
     ks = b.metrics.kappas
     level = f"{b.summary.level:.0%}"
     cost = f"{b.summary.cost_bps:g} bps"
-    jepa = table(["κ", "drift R², h_t", "drift R², raw", "drift sign acc., h_t", "drift sign acc., raw",
-                  "next-return sign acc., h_t"],
-                 [[f"{k.kappa:g}", _num(k.jepa_drift_r2, 3), _num(k.raw_drift_r2, 3),
-                   _num(k.jepa_drift_sign_accuracy, 3), _num(k.raw_drift_sign_accuracy, 3),
-                   _num(k.jepa_sign_accuracy, 3)] for k in ks], left=1,
+    jepa = table(["κ", "drift R² (corr), h_t", "drift R² (corr), raw", "drift sign acc., h_t / raw",
+                  "majority sign", "next-return sign acc., h_t"],
+                 [[f"{k.kappa:g}", f"{_num(k.jepa_drift_r2, 3)} ({_num(k.jepa_drift_corr, 3)})",
+                   f"{_num(k.raw_drift_r2, 3)} ({_num(k.raw_drift_corr, 3)})",
+                   f"{_num(k.jepa_drift_sign_accuracy, 3)} / {_num(k.raw_drift_sign_accuracy, 3)}",
+                   _num(k.drift_majority_rate, 3), _num(k.jepa_sign_accuracy, 3)] for k in ks], left=1,
                  title="JEPA: does h_t hold the planted drift?",
-                 caption="Linear probes fitted on the training period, scored on the diagnostic part of validation "
-                         "(which chose nothing); raw: the features at t. n/a at κ = 0: nothing is planted.")
+                 caption="Linear probes of κ g(s_t) (the drift in units of σ_t) fitted on the training period, scored "
+                         "on the bars that chose nothing (the diagnostic part of validation and the test period); "
+                         "corr: of the ridge's predictions with the truth; raw: the features at t. n/a at κ = 0: "
+                         "nothing is planted.")
     cfm = table(["κ", "horizon", f"CRPS skill vs random walk [{level}]", f"vs bootstrap [{level}]",
-                 "corr(futures' mean, drift)", "corr(realised, drift)"],
+                 "flow mean on drift, slope [95%]", "realised on drift, slope [95%]", "ρ(agent's futures, g)"],
                 [[f"{k.kappa:g}", str(k.cfm_horizon),
                   _ci(k.cfm_skill_random_walk, k.cfm_skill_random_walk_lo, k.cfm_skill_random_walk_hi, 3),
                   _ci(k.cfm_skill_bootstrap, k.cfm_skill_bootstrap_lo, k.cfm_skill_bootstrap_hi, 3),
-                  _num(k.cfm_drift_corr, 3), _num(k.realized_drift_corr, 3)] for k in ks], left=1,
+                  _ci(k.cfm_drift_slope, k.cfm_drift_slope_lo, k.cfm_drift_slope_hi),
+                  _ci(k.realized_drift_slope, k.realized_drift_slope_lo, k.realized_drift_slope_hi),
+                  _num(k.cfm_drift_corr, 3)] for k in ks], left=1,
                 title="CFM: do the futures carry it? (test period)",
-                caption="Skill 1 − CRPS_cfm / CRPS_baseline of the return futures (above 0: the flow is better). The "
-                        "correlations run over the agent's test (bar, asset): the futures' mean next-bar return, or "
-                        "the realised one, against the planted drift κσ_t g_t.")
-    agent = table(["κ", f"oracle Sharpe ({cost})", f"agent Sharpe [{level}]", "DSR", f"capture [{level}]",
-                   "max DSR, any cost", "discovery"],
-                  [[f"{k.kappa:g}", _num(k.oracle_sharpe), _ci(k.agent_sharpe, k.agent_sharpe_lo, k.agent_sharpe_hi),
+                caption="Skill 1 − CRPS_cfm / CRPS_baseline of the return futures (above 0: the flow is better). "
+                        "Slopes of the next-bar return in units of σ_t on the planted drift κ g_t: the flow's mean "
+                        f"over {b.config.flow_futures} futures at {b.config.flow_states} test states (1: carried one "
+                        "for one, 0: lost), and the realised return (about 1: the drift is there). ρ: rank "
+                        "correlation of the mean per unit of spread of the agent's own few futures with g.")
+    gross = [next((c for c in k.costs if c.cost_bps == 0), None) for k in ks]
+    agent = table(["κ", f"oracle Sharpe [{level}]", "h_t probe policy (0 bps)", "raw probe policy (0 bps)",
+                   f"agent Sharpe [{level}]", "DSR", f"capture [{level}]", "max DSR, any cost", "discovery"],
+                  [[f"{k.kappa:g}", _ci(k.oracle_sharpe, k.oracle_sharpe_lo, k.oracle_sharpe_hi),
+                    f"{_num(k.jepa_probe_sharpe)} ({_num(g.jepa_probe_sharpe) if g else 'n/a'})",
+                    f"{_num(k.raw_probe_sharpe)} ({_num(g.raw_probe_sharpe) if g else 'n/a'})",
+                    _ci(k.agent_sharpe, k.agent_sharpe_lo, k.agent_sharpe_hi),
                     _num(k.dsr, 3), _ci(k.capture, k.capture_lo, k.capture_hi),
                     _num(max((c.dsr for c in k.costs), default=math.nan), 3),
-                    "yes" if k.discovery else "no"] for k in ks], left=1,
-                  title="Agent: how much of the oracle does it capture? (test period)",
-                  caption="Capture = agent Sharpe / oracle Sharpe on the same bars and costs, its interval from a "
+                    "yes" if k.discovery else "no"] for k, g in zip(ks, gross, strict=True)], left=1,
+                  title=f"Agent: how much of the oracle does it capture? (test period, {cost})",
+                  caption="Probe policies: the oracle's rule run on a linear probe's prediction of g from h_t or from "
+                          "the raw features (fitted on the training period): what the representation allows. "
+                          "Capture = agent Sharpe / oracle Sharpe on the same bars and costs, its interval from a "
                           "paired stationary block bootstrap; n/a where the oracle's Sharpe is not above 0. A "
                           f"discovery: DSR >= {DSR_BAR} at some cost (at κ = 0, a false one).")
     multiverse = table(["κ", "contested share", "bifurcation above floor", f"filtered − deterministic Sharpe [{level}]",

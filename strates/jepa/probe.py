@@ -84,13 +84,19 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return add(train), add(test)
 
 
-def ridge_r2(x_train, y_train, x_test, y_test, *, alpha: float = 1.0) -> float:
-    """Fit ridge regression on train, return R² on test."""
+def ridge_predict(x_train, y_train, x_test, *, alpha: float = 1.0) -> np.ndarray:
+    """Fit ridge regression on train (features standardised on train, unpenalised
+    intercept), return its predictions on test."""
     a, b = _standardise(np.asarray(x_train, np.float64), np.asarray(x_test, np.float64))
     reg = alpha * np.eye(a.shape[1])
     reg[-1, -1] = 0.0
     w = np.linalg.solve(a.T @ a + reg, a.T @ y_train)
-    pred = b @ w
+    return b @ w
+
+
+def ridge_r2(x_train, y_train, x_test, y_test, *, alpha: float = 1.0) -> float:
+    """Fit ridge regression on train, return R² on test."""
+    pred = ridge_predict(x_train, y_train, x_test, alpha=alpha)
     return float(1.0 - ((y_test - pred) ** 2).sum() / ((y_test - y_test.mean()) ** 2).sum())
 
 

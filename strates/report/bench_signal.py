@@ -14,7 +14,8 @@ from strates.report.figures import _figure, _png
 
 # (title, [(field, label, interval fields or None)], reference line or None)
 PANELS: tuple[tuple[str, tuple[tuple[str, str, tuple[str, str] | None], ...], float | None], ...] = (
-    ("Sharpe after costs, test", (("oracle_sharpe", "oracle", None),
+    ("Sharpe after costs, test", (("oracle_sharpe", "oracle", ("oracle_sharpe_lo", "oracle_sharpe_hi")),
+                                  ("jepa_probe_sharpe", "h_t probe policy", None),
                                   ("agent_sharpe", "agent", ("agent_sharpe_lo", "agent_sharpe_hi"))), 0.0),
     ("capture = agent / oracle Sharpe", (("capture", "capture", ("capture_lo", "capture_hi")),), 0.0),
     ("agent DSR", (("dsr", "DSR", None),), artifact.DSR_BAR),
@@ -23,8 +24,9 @@ PANELS: tuple[tuple[str, tuple[tuple[str, str, tuple[str, str] | None], ...], fl
     ("CFM: CRPS skill of the futures", (
         ("cfm_skill_random_walk", "vs random walk", ("cfm_skill_random_walk_lo", "cfm_skill_random_walk_hi")),
         ("cfm_skill_bootstrap", "vs bootstrap", ("cfm_skill_bootstrap_lo", "cfm_skill_bootstrap_hi"))), 0.0),
-    ("CFM: correlation with the drift", (("cfm_drift_corr", "futures' mean", None),
-                                         ("realized_drift_corr", "realised return", None)), 0.0),
+    ("slope on the planted drift", (("cfm_drift_slope", "flow's mean", ("cfm_drift_slope_lo", "cfm_drift_slope_hi")),
+                                    ("realized_drift_slope", "realised return",
+                                     ("realized_drift_slope_lo", "realized_drift_slope_hi"))), 0.0),
     ("multiverse: contested share", (("contested_share", "contested", None),), None),
     ("multiverse: bifurcation above floor", (("bifurcation_above_floor", "above floor", None),), 0.0),
     ("filtered − deterministic Sharpe", (("filter_delta_sharpe", "Δ Sharpe", ("filter_delta_lo", "filter_delta_hi")),),

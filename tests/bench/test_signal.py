@@ -53,6 +53,7 @@ def test_every_kappa_has_the_fields(grid):
         lo, hi = r["filter_delta_sharpe_interval"]
         assert lo <= r["filter_delta_sharpe"] <= hi
         assert r["agent_sharpe_lo"] <= r["agent_sharpe"] <= r["agent_sharpe_hi"]
+        assert r["oracle_sharpe_lo"] <= r["oracle_sharpe"] <= r["oracle_sharpe_hi"]
         assert 0 <= r["contested_share"] <= 1 and 0 <= r["dsr"] <= 1
         assert {c["cost_bps"] for c in r["costs"]} == {0.0, 5.0, 10.0, 20.0}
         assert r["agent"].startswith("agent/") and r["multiverse"].startswith("multiverse/")
@@ -89,6 +90,7 @@ def test_the_oracle_is_computed_as_documented(grid):
     agent = artifacts.resolve(ws, row["agent"])
     rows = agent_artifact.load_positions(ws, agent, period="test")
     planted = load_signal(ws, _dataset(ws, row))
+    assert planted is not None
     planted = planted.with_columns(pl.col("ts").dt.replace_time_zone(None))
     joined = rows.join(planted, on=["asset", "ts"], how="left").sort("ts", "asset")
     assets = sorted(joined["asset"].unique().to_list())
@@ -115,7 +117,8 @@ def test_the_oracle_is_computed_as_documented(grid):
     assert row["agent_sharpe"] == pytest.approx(own.sharpe, rel=1e-6, abs=1e-9)  # the agent's own backtest figure
     assert row["dsr"] == own.dsr
     # the dataset's oracle (every test bar) is the manifest's
-    assert row["oracle_sharpe_dataset"] == data_artifact.read(_dataset(ws, row)).summary.signal.oracle_sharpe("test")
+    planted_summary = data_artifact.read(_dataset(ws, row)).summary.signal
+    assert planted_summary is not None and row["oracle_sharpe_dataset"] == planted_summary.oracle_sharpe("test")
 
 
 def test_the_artifact_is_reused_and_reported(grid):
@@ -133,7 +136,7 @@ def test_the_artifact_is_reused_and_reported(grid):
     assert ws.read_bytes(f"{report.ref}/figures/bench_signal.png")[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("args, field", [
+@pytest.mark.parametrize(("args", "field"), [
     (["--kappas", "0,abc"], "kappas"),
     (["--kappas", "0.4,0.1"], "ascending"),
     (["--kappas", "0,-0.1"], "[0, 10]"),
@@ -158,3 +161,42 @@ def test_capture_is_one_for_the_oracle_itself_and_minus_one_against_it():
     assert noise["agent_sharpe_lo"] < noise["agent_sharpe"] < noise["agent_sharpe_hi"]
     flat = capture(oracle, np.zeros(2000), periods_per_year=8766, replicates=300, level=0.9, seed=0)
     assert math.isnan(flat["capture"])  # no oracle Sharpe: nothing to capture
+
+
+def _clock(kappa=0.4, t_len=3000, seed=0):
+    from strates.bench.signal import Clock
+
+    rng = np.random.default_rng(seed)
+    ts = np.arange(t_len).astype("datetime64[h]").astype("datetime64[us]")
+    g = np.stack([0.2 * np.tanh(np.cumsum(rng.normal(0, 0.05, t_len))) for _ in range(2)], 1)
+    r_next = kappa * 0.01 * g + rng.normal(0, 0.01, (t_len, 2))
+    valid = np.ones((t_len, 2), bool)
+    return Clock(ts, ("A", "B"), valid, np.zeros((t_len, 2)), r_next, kappa * 0.01 * g, g)
+
+
+def test_a_probe_that_predicts_g_exactly_earns_the_oracles_sharpe():
+    from strates.agent.backtest import portfolio_returns
+    from strates.bench.signal import probe_policies
+    from strates.data.embedded import oracle_positions
+
+    clock = _clock()
+    exact = {"h": {a: (clock.ts, clock.g[:, j]) for j, a in enumerate(clock.assets)},
+             "raw": {a: (clock.ts, np.zeros(len(clock.ts))) for a in clock.assets}}
+    got = probe_policies(clock, exact, cost_bps=5.0, periods_per_year=8766)
+    oracle = accounting.sharpe(portfolio_returns(oracle_positions(clock.g, 0.4), clock.r_next, clock.valid,
+                                                 cost_bps=5.0), periods_per_year=8766)
+    assert got["jepa_probe_sharpe"] == pytest.approx(oracle) and oracle > 1
+    assert got["raw_probe_sharpe"] == 0.0  # a probe that predicts nothing holds nothing
+    assert math.isnan(probe_policies(clock, {}, cost_bps=5.0, periods_per_year=8766)["jepa_probe_sharpe"])
+
+
+def test_the_slope_reads_how_much_of_the_drift_is_carried():
+    from strates.bench.signal import _slope
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 0.02, 4000)
+    full, lo, hi = _slope(x, x + rng.normal(0, 0.05, 4000))  # a noisy mean that carries the drift one for one
+    assert lo < 1.0 < hi and abs(full - 1.0) < 0.15
+    none, lo, hi = _slope(x, rng.normal(0, 0.05, 4000))  # one that carries nothing
+    assert abs(none) < 0.15 and hi - lo < 0.3
+    assert all(math.isnan(v) for v in _slope(np.zeros(10), x[:10]))
