@@ -19,8 +19,8 @@ PANELS: tuple[tuple[str, tuple[tuple[str, str, tuple[str, str] | None], ...], fl
                                   ("agent_sharpe", "agent", ("agent_sharpe_lo", "agent_sharpe_hi"))), 0.0),
     ("capture = agent / oracle Sharpe", (("capture", "capture", ("capture_lo", "capture_hi")),), 0.0),
     ("agent DSR", (("dsr", "DSR", None),), artifact.DSR_BAR),
-    ("JEPA: R² of the planted drift",
-     (("jepa_drift_r2", "from h_t", None), ("raw_drift_r2", "from raw features", None)), 0.0),
+    ("JEPA: corr(linear probe, planted drift)",
+     (("jepa_drift_corr", "from h_t", None), ("raw_drift_corr", "from raw features", None)), 0.0),
     ("CFM: CRPS skill of the futures", (
         ("cfm_skill_random_walk", "vs random walk", ("cfm_skill_random_walk_lo", "cfm_skill_random_walk_hi")),
         ("cfm_skill_bootstrap", "vs bootstrap", ("cfm_skill_bootstrap_lo", "cfm_skill_bootstrap_hi"))), 0.0),
