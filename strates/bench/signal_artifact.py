@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from strates.bench.artifact import _num
 from strates.bench.signal_config import Config
 from strates.core.table import Table, table
 from strates.core.typed import Typed
@@ -166,10 +167,6 @@ class Summary:
 class SignalBench(Typed[Config, Summary, Metrics]):
     KIND = KIND
     COMMAND = COMMAND
-
-
-def _num(x: float, digits: int = 2) -> str:
-    return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def _ci(value: float, lo: float, hi: float, digits: int = 2) -> str:
