@@ -392,6 +392,7 @@ def measure(ws: Workspace, kappa: float, runs: dict[str, artifacts.Manifest], co
     strength `kappa`."""
     from strates.data import artifact as data_artifact
     from strates.data.ingest import load_signal
+    from strates.jepa import artifact as jepa_artifact
 
     dataset = data_artifact.read(runs["dataset"])
     signal = load_signal(ws, runs["dataset"]) if kappa > 0 else None
@@ -400,8 +401,6 @@ def measure(ws: Workspace, kappa: float, runs: dict[str, artifacts.Manifest], co
 
         signal = signal.with_columns(pl.col("ts").dt.replace_time_zone(None))
     planted = dataset.summary.signal
-    from strates.jepa import artifact as jepa_artifact
-
     clock = walk_clock(ws, runs["agent"], signal, jepa_artifact.read(runs["jepa"]).summary.assets)
     head, per_cost = agent_readings(clock, runs["agent"], kappa=kappa,
                                     periods_per_year=dataset.summary.periods_per_year, config=config)
