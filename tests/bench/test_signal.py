@@ -23,7 +23,7 @@ from strates.data import artifact as data_artifact
 from strates.data.embedded import SIGNAL_SCALE
 from strates.data.ingest import load_bars, load_signal
 
-pytestmark = pytest.mark.xdist_group("bench")
+pytestmark = pytest.mark.xdist_group("signal")
 
 FIELDS = ("kappa", "oracle_sharpe", "agent_sharpe", "capture", "dsr", "contested_share", "filter_delta_sharpe",
           "filter_delta_sharpe_interval")
