@@ -60,14 +60,13 @@ def chain(kappa: float, config: Config, ws: Workspace, *, reporter: Reporter) ->
 class Clock:
     """The agent's test period on a common clock: bar times `ts [T]`, assets `[A]` (the
     agent's order), `valid [T, A]`, the agent's positions and the next bar's log returns
-    `[T, A]`, and the planted drift and g at each (bar, asset) (0 where nothing is planted)."""
+    `[T, A]`, and the planted g at each (bar, asset) (0 where nothing is planted)."""
 
     ts: np.ndarray
     assets: tuple[str, ...]
     valid: np.ndarray
     positions: np.ndarray
     r_next: np.ndarray
-    drift: np.ndarray
     g: np.ndarray
 
 
@@ -93,26 +92,29 @@ def walk_clock(ws: Workspace, agent: artifacts.Manifest, signal, assets: tuple[s
                            fix="rebuild the agent with the test period among its backtests")
     ts = np.unique(rows["ts"].to_numpy())
     if signal is not None:
-        rows = rows.join(signal.select("asset", "ts", "g", "drift"), on=["asset", "ts"], how="left")
+        rows = rows.join(signal.select("asset", "ts", "g"), on=["asset", "ts"], how="left")
     else:
-        rows = rows.with_columns(pl.lit(0.0).alias("g"), pl.lit(0.0).alias("drift"))
-    rows = rows.with_columns(pl.col("g").fill_null(0.0), pl.col("drift").fill_null(0.0))
+        rows = rows.with_columns(pl.lit(0.0).alias("g"))
+    rows = rows.with_columns(pl.col("g").fill_null(0.0))
     valid = _wide(rows.with_columns(pl.lit(1.0).alias("one")), ts, assets, "one") > 0
     return Clock(ts, assets, valid, _wide(rows, ts, assets, "position"), _wide(rows, ts, assets, "next_return"),
-                 _wide(rows, ts, assets, "drift"), _wide(rows, ts, assets, "g"))
+                 _wide(rows, ts, assets, "g"))
 
 
 # -- the stages' readings ---------------------------------------------------------------------
-def _corr(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation (heavy tails and volatility clusters do not dominate it)."""
+def _spearman(x, y) -> float:
+    """Spearman's rank correlation over the pairs where both are finite (heavy tails and
+    volatility clusters do not dominate it); NaN with fewer than 3 pairs or no variation."""
     from scipy.stats import spearmanr
 
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+    a, b = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
         return math.nan
-    return float(spearmanr(x, y).statistic)  # pyright: ignore[reportAttributeAccessIssue]
+    return float(spearmanr(a[ok], b[ok]).statistic)  # pyright: ignore[reportAttributeAccessIssue]
 
 
-def jepa_probes(ws: Workspace, jepa: artifacts.Manifest, signal) -> tuple[dict[str, float], dict[str, dict]]:
+def jepa_probes(ws: Workspace, jepa: artifacts.Manifest, states, signal) -> tuple[dict[str, float], dict[str, dict]]:
     """Linear probes from h_t and from the raw features at t of the planted drift in units
     of sigma_t, kappa g(s_t) (the drift itself, kappa sigma_t g, moves mostly with the
     volatility level, which is not the edge): ridge R² and the correlation of its
@@ -123,21 +125,19 @@ def jepa_probes(ws: Workspace, jepa: artifacts.Manifest, signal) -> tuple[dict[s
     alone holds a handful of its swings per asset). The first `loss.ctx_min` bars of an
     asset and its last bar are left out. The drift probes are NaN without a planted edge.
 
+    `states`: the JEPA's states of every bar (`jepa.artifact.embed`), in its asset order.
     Returns (the readings, the ridge's prediction of g at every bar: {"h" | "raw": {asset:
     (ts, prediction)}}, empty without a planted edge) for `probe_policies`."""
     import polars as pl
 
     from strates.jepa import artifact as jepa_artifact
-    from strates.jepa.data import MacroScaler, load_sequences
-    from strates.jepa.model import embed_sequences
+    from strates.jepa.data import load_sequences
     from strates.jepa.probe import logistic_accuracy, period_rows, ridge_predict
 
     j = jepa_artifact.read(jepa)
     tokens = artifacts.resolve(ws, jepa.parents["tokens"], stage="tokens")
-    sequences, macro_names, dataset = load_sequences(ws, tokens)
-    scaler = MacroScaler.from_json(ws.read_bytes(f"{jepa.stage}/{jepa.id}/macro_scaler.json"))
-    model = jepa_artifact.load_model(ws, j, n_assets=len(sequences), n_macro=len(macro_names))
-    hs = embed_sequences(model, sequences, scaler, interval_s=j.summary.interval_seconds)
+    sequences, _, dataset = load_sequences(ws, tokens)  # the raw features beside the states
+    hs = [st.h for st in states]
     fold = dataset.fold(j.summary.fold)
     spans = {"train": (fold.train,), "scored": (j.summary.diagnostic, fold.test)}
     parts: dict[str, dict[str, list[np.ndarray]]] = {p: {k: [] for k in ("h", "raw", "g", "up")} for p in spans}
@@ -234,8 +234,8 @@ def cfm_readings(ws: Workspace, cfm: artifacts.Manifest, agent: artifacts.Manife
     first = walk.returns[..., 0]  # [T, A, N]: the futures' next-bar log returns
     edge = first.mean(axis=2) / np.maximum(first.std(axis=2), 1e-12)  # their expected return per unit of spread
     v = clock.valid
-    out["cfm_drift_corr"] = _corr(edge[v], clock.g[v]) if np.ptp(clock.g[v]) > 0 else math.nan
-    out["realized_drift_corr"] = _corr(clock.r_next[v], clock.g[v]) if np.ptp(clock.g[v]) > 0 else math.nan
+    out["cfm_drift_corr"] = _spearman(edge[v], clock.g[v])  # NaN without a planted edge: g does not vary
+    out["realized_drift_corr"] = _spearman(clock.r_next[v], clock.g[v])
     return out
 
 
@@ -251,7 +251,7 @@ def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return b, b - 1.96 * se, b + 1.96 * se
 
 
-def flow_drift(ws: Workspace, cfm: artifacts.Manifest, jepa: artifacts.Manifest, clock: Clock, *, kappa: float,
+def flow_drift(ws: Workspace, cfm: artifacts.Manifest, states, clock: Clock, *, kappa: float,
                config: Config) -> dict[str, float]:
     """How much of the planted drift the flow's futures carry, free of the sampling noise of
     the agent's few futures: at up to `flow_states` (bar, asset) of the test clock, evenly
@@ -260,7 +260,8 @@ def flow_drift(ws: Workspace, cfm: artifacts.Manifest, jepa: artifacts.Manifest,
     flow's own unit) on the planted drift in the same unit, kappa g_t. 1: the flow's mean
     moves with the drift one for one; 0: not at all. Beside it the same slope of the
     realised next return (about 1 by construction: the drift is in the returns, measured
-    with the noise of the test period). NaN without a planted edge."""
+    with the noise of the test period). `states`: the JEPA's (`jepa.artifact.embed`). NaN
+    without a planted edge."""
     out: dict[str, float] = dict.fromkeys(("cfm_drift_slope", "cfm_drift_slope_lo", "cfm_drift_slope_hi",
                                            "realized_drift_slope", "realized_drift_slope_lo",
                                            "realized_drift_slope_hi"), math.nan)
@@ -270,11 +271,10 @@ def flow_drift(ws: Workspace, cfm: artifacts.Manifest, jepa: artifacts.Manifest,
 
     from strates.cfm import artifact as cfm_artifact
     from strates.cfm.sample import sample_jit
-    from strates.jepa.artifact import embed
 
     c = cfm_artifact.read(cfm)
     flows, scales = cfm_artifact.load_flows(ws, c)
-    observed = {s.asset: s for s in scales.observe(embed(ws, jepa).states)}
+    observed = {s.asset: s for s in scales.observe(states)}
     obs = np.zeros((*clock.valid.shape, scales.cond_dim + 1), np.float32)
     for j, asset in enumerate(clock.assets):
         s = observed[asset]
@@ -405,10 +405,11 @@ def measure(ws: Workspace, kappa: float, runs: dict[str, artifacts.Manifest], co
     head, per_cost = agent_readings(clock, runs["agent"], kappa=kappa,
                                     periods_per_year=dataset.summary.periods_per_year, config=config)
     mv_head, mv_cost = multiverse_readings(runs["multiverse"], config.cost_bps)
-    probes, predictions = jepa_probes(ws, runs["jepa"], signal)
+    states = jepa_artifact.embed(ws, runs["jepa"]).states  # once: the probes and the flow read them
+    probes, predictions = jepa_probes(ws, runs["jepa"], states, signal)
     probes.update(probe_policies(clock, predictions, cost_bps=config.cost_bps,
                                  periods_per_year=dataset.summary.periods_per_year))
-    probes.update(flow_drift(ws, runs["cfm"], runs["jepa"], clock, kappa=kappa, config=config))
+    probes.update(flow_drift(ws, runs["cfm"], states, clock, kappa=kappa, config=config))
     none = (math.nan, math.nan, math.nan, False)
     ppy = dataset.summary.periods_per_year
     costs = tuple(CostRow(cost_bps=c, agent_sharpe=s, dsr=d, oracle_sharpe=o,
@@ -426,16 +427,6 @@ def measure(ws: Workspace, kappa: float, runs: dict[str, artifacts.Manifest], co
         discovery=discovery, costs=costs,
         dataset=runs["dataset"].ref, agent=runs["agent"].ref, multiverse=runs["multiverse"].ref,
         seconds=round(seconds, 2))
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(b[ok]) == 0 or np.ptp(a[ok]) == 0:
-        return math.nan
-    return float(spearmanr(a[ok], b[ok]).statistic)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def build(job: template.Job[Config]) -> template.Output:

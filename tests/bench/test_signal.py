@@ -171,7 +171,7 @@ def _clock(kappa=0.4, t_len=3000, seed=0):
     g = np.stack([0.2 * np.tanh(np.cumsum(rng.normal(0, 0.05, t_len))) for _ in range(2)], 1)
     r_next = kappa * 0.01 * g + rng.normal(0, 0.01, (t_len, 2))
     valid = np.ones((t_len, 2), bool)
-    return Clock(ts, ("A", "B"), valid, np.zeros((t_len, 2)), r_next, kappa * 0.01 * g, g)
+    return Clock(ts, ("A", "B"), valid, np.zeros((t_len, 2)), r_next, g)
 
 
 def test_a_probe_that_predicts_g_exactly_earns_the_oracles_sharpe():
