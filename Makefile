@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@python=$$(scripts/find-python) && echo "using $$python" && \
 	  rm -rf $(VENV) && "$$python" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[test,bench]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
