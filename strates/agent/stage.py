@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -61,7 +61,19 @@ def parse_period(text: str) -> Period:
     return Period(start, end)
 
 
-def evaluation_periods(config: Config, folds: Sequence[Fold], fold: Fold, upstream: list[artifacts.Manifest], *,
+class _Period(Protocol):
+    @property
+    def period(self) -> str: ...
+
+
+class Backtested(Protocol):
+    """A config with a `backtest.period` ("" or "START,END"): the agent's, the World Models'."""
+
+    @property
+    def backtest(self) -> _Period: ...
+
+
+def evaluation_periods(config: Backtested, folds: Sequence[Fold], fold: Fold, upstream: list[artifacts.Manifest], *,
                        own: Mapping[str, Period] | None = None, ref: str = "this agent"
                        ) -> tuple[list[Evaluation], list[Skipped]]:
     """The periods to backtest, and the folds skipped.

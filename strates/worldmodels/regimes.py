@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -223,7 +223,24 @@ def profile(labels_by_asset: Sequence[np.ndarray], returns_by_asset: Sequence[np
     return out
 
 
-def regime_table(regimes: Regimes, stats: Sequence[RegimeStats], matrix: np.ndarray) -> list[Table]:
+class Chosen(Protocol):
+    """What `regime_table` reads of a fit: a `Regimes`, or the summary an artifact keeps."""
+
+    @property
+    def k(self) -> int: ...
+    @property
+    def criterion(self) -> str: ...
+    @property
+    def bic(self) -> tuple[float, ...]: ...
+    @property
+    def aic(self) -> tuple[float, ...]: ...
+    @property
+    def weights(self) -> tuple[float, ...]: ...
+    @property
+    def rows_fitted(self) -> int: ...
+
+
+def regime_table(regimes: Chosen, stats: Sequence[RegimeStats], matrix: np.ndarray) -> list[Table]:
     """The regimes' profile table and their transition matrix table."""
     rows = [(str(s.regime), f"{w:.3f}", f"{s.share:.1%}", f"{s.bars:,}", f"{s.mean_duration:.1f}",
              f"{s.mean_return:+.5f}", f"{s.mean_return_annual:+.2%}", f"{s.volatility:.5f}",
