@@ -17,6 +17,7 @@ from chaos_cli import (
     cmd_artifacts,
     cmd_bench,
     cmd_completion,
+    cmd_fetch,
     cmd_ingest,
     cmd_multiverse,
     cmd_report,
@@ -96,6 +97,7 @@ def main_callback(
 
 app.command("run")(cmd_run.run)
 app.command("ingest")(cmd_ingest.ingest)
+app.add_typer(cmd_fetch.app, name="fetch")
 app.command("tokenize")(cmd_tokenize.tokenize)
 app.command("train-jepa")(cmd_train_jepa.train_jepa)
 app.command("train-cfm")(cmd_train_cfm.train_cfm)
