@@ -17,6 +17,7 @@ from chaos_cli import (
     cmd_artifacts,
     cmd_bench,
     cmd_completion,
+    cmd_dream,
     cmd_fetch,
     cmd_ingest,
     cmd_multiverse,
@@ -27,6 +28,7 @@ from chaos_cli import (
     cmd_train_agent,
     cmd_train_cfm,
     cmd_train_jepa,
+    cmd_train_worldmodels,
 )
 from chaos_cli.output import Env, print_error
 from strates.core.errors import INTERRUPTED, ChaosError
@@ -103,6 +105,8 @@ app.command("train-jepa")(cmd_train_jepa.train_jepa)
 app.command("train-cfm")(cmd_train_cfm.train_cfm)
 app.command("train-agent")(cmd_train_agent.train_agent)
 app.command("multiverse")(cmd_multiverse.multiverse)
+app.command("train-worldmodels")(cmd_train_worldmodels.train_worldmodels)
+app.command("dream")(cmd_dream.dream)
 app.command("report")(cmd_report.report)
 app.add_typer(cmd_bench.app, name="bench")
 app.command("ls")(cmd_artifacts.ls)

@@ -30,6 +30,8 @@ ARTIFACTS = (
     ("report", "strates.report.artifact", "Summary", "Metrics"),
     ("bench", "strates.bench.artifact", "Summary", "Metrics"),
     ("bench-signal", "strates.bench.signal_artifact", "Summary", "Metrics"),
+    ("worldmodels", "strates.worldmodels.artifact", "Summary", "Metrics"),
+    ("dream", "strates.worldmodels.dream", "Summary", "Metrics"),
 )
 
 

@@ -6,7 +6,8 @@ multiverse variant a researcher built on the dataset could have been the one sho
 census counts the *end-to-end configurations* in the workspace, i.e. the leaves of the
 tree of artifacts built on the dataset:
 
-- every agent (its deterministic policy is one strategy), this one included;
+- every agent (its deterministic policy is one strategy), this one included, and every
+  World Models controller (`worldmodels`);
 - two per multiverse artifact (its filtered and its consensus-sized policies);
 - every tokenizer, tokens, JEPA or CFM artifact that nothing downstream was built on (a
   variant tried and dropped before a backtest).
@@ -41,6 +42,7 @@ class Census:
     @property
     def n_trials(self) -> int:
         return (len(self.counted.get("agent", [])) + len(self.counted.get("candidate", []))
+                + len(self.counted.get("worldmodels", []))
                 + VARIANTS_PER_MULTIVERSE * len(self.counted.get("multiverse", []))
                 + sum(len(self.counted.get(s, [])) for s in UPSTREAM))
 
@@ -55,9 +57,10 @@ def census(ws: Workspace, dataset_id: str, *, candidate: str, chain: dict[str, s
     published), `chain`: its parents (stage -> id), which therefore have a child; `extra`:
     the candidate's strategies when it is not one itself (a multiverse artifact: its
     filtered and sized policies; its deterministic policy is the agent's, counted there).
-    Sharpes are read from every published agent's backtest of `period` and every
-    multiverse artifact's comparison."""
+    Sharpes are read from every published agent's and World Models' backtest of `period`
+    and every multiverse artifact's comparison."""
     from strates.multiverse import artifact as multiverse_artifact
+    from strates.worldmodels import artifact as worldmodels_artifact
 
     on_data = [m for m in artifacts.list_artifacts(ws) if m.parents.get("dataset") == dataset_id and m.id != candidate]
     has_child = {f"{s}/{i}" for s, i in chain.items()}
@@ -77,6 +80,11 @@ def census(ws: Workspace, dataset_id: str, *, candidate: str, chain: dict[str, s
             agent = read(m)
             done = [b for b in agent.metrics.backtest if b.name == period]
             add(done[0].rows if done else (), ("agent",), agent.summary.periods_per_year)
+        elif m.stage == "worldmodels":
+            counted.setdefault("worldmodels", []).append(m.id)
+            wm = worldmodels_artifact.read(m)
+            done = [b for b in wm.metrics.backtest if b.name == period]
+            add(done[0].rows if done else (), (worldmodels_artifact.STRATEGY,), wm.summary.periods_per_year)
         elif m.stage == "multiverse":
             counted.setdefault("multiverse", []).append(m.id)
             mv = multiverse_artifact.read(m)

@@ -231,7 +231,7 @@ def resolve(ws: Workspace, ref: str, *, stage: str | None = None) -> Manifest:
 PRODUCERS = {"dataset": "ingest", "tokenizer": "tokenize", "tokens": "tokenize", "jepa": "train-jepa",
              "cfm": "train-cfm", "agent": "train-agent", "multiverse": "multiverse", "report": "report",
              "multiverse-futures": "multiverse --futures-only", "bench": "bench lyapunov",
-             "bench-signal": "bench signal"}
+             "bench-signal": "bench signal", "worldmodels": "train-worldmodels", "dream": "dream"}
 
 
 def _producer_hint(stage: str | None) -> str:

@@ -26,6 +26,8 @@ class Config:
     fan_assets: int = 4
     fan_times: int = 3
     heatmap_times: int = 400
+    worldmodels: str = ""
+    dream: str = ""
 
     def __post_init__(self):
         _check(40 <= self.dpi <= 300, "dpi", f"dpi must be between 40 and 300, got {self.dpi}")

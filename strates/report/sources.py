@@ -56,6 +56,8 @@ class Sources:
     futures: multiverse_artifact.FuturesOnly | None = None
     bench: bench_artifact.Bench | None = None
     signal: signal_artifact.SignalBench | None = None
+    worldmodels: Any = None  # strates.worldmodels.artifact.WorldModels, shown beside the agent
+    dream: Any = None  # strates.worldmodels.dream.Dream, its market hallucination
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -90,4 +92,24 @@ class Sources:
 def gather(ws: Workspace, config: Config, parents: Mapping[str, artifacts.Manifest]) -> Sources:
     """The typed view of every parent manifest ({kind: manifest}). A manifest of an older
     schema fails here, with the error naming the command that rebuilds it."""
-    return Sources(ws, config, **{OTHER_KINDS.get(kind, kind): READERS[kind](m) for kind, m in parents.items()})
+    src = Sources(ws, config, **{OTHER_KINDS.get(kind, kind): READERS[kind](m) for kind, m in parents.items()})
+    if config.worldmodels not in ("", "none"):
+        from strates.worldmodels import artifact as worldmodels_artifact
+        from strates.worldmodels import dream
+
+        src.worldmodels = worldmodels_artifact.load(ws, config.worldmodels)
+        if config.dream not in ("", "none"):
+            src.dream = dream.load(ws, config.dream)
+    return src
+
+
+def latest_worldmodels(ws: Workspace, dataset_id: str) -> tuple[str, str]:
+    """The ids of the most recent `worldmodels` artifact built on `dataset_id` and of its most
+    recent `dream` ("none" where there is none)."""
+    every = artifacts.list_artifacts(ws)
+    found = [m for m in every if m.stage == "worldmodels" and m.parents.get("dataset") == dataset_id]
+    if not found:
+        return "none", "none"
+    wm = max(found, key=lambda m: m.created)
+    dreams = [m for m in every if m.stage == "dream" and m.parents.get("worldmodels") == wm.id]
+    return wm.id, (max(dreams, key=lambda m: m.created).id if dreams else "none")

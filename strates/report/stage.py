@@ -20,7 +20,7 @@ from strates.core import stage as template
 from strates.core.config import to_dict
 from strates.core.progress import NullReporter, Reporter
 from strates.core.workspace import Workspace
-from strates.report import bench, bench_signal, render, sections, trading
+from strates.report import bench, bench_signal, render, sections, trading, worldmodels
 from strates.report.artifact import COMMAND, HTML, KIND, MARKDOWN, Metrics, Summary
 from strates.report.config import DEFAULT_PRESET, PRESETS, Config
 from strates.report.document import Report, Section
@@ -34,9 +34,10 @@ SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
     ("cfm", sections.cfm),
     ("agent", trading.agent),
     ("multiverse", trading.multiverse),
+    ("worldmodels", worldmodels.section),
 )
 FUTURES_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
-    *((sid, make) for sid, make in SECTIONS if sid not in ("agent", "multiverse")),
+    *((sid, make) for sid, make in SECTIONS if sid not in ("agent", "multiverse", "worldmodels")),
     ("multiverse", trading.futures_only),
 )
 BENCH_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
@@ -146,4 +147,10 @@ def run(config: Config, ws: Workspace, *, multiverse: str | artifacts.Manifest =
     if futures is not None:
         return template.run(FUTURES_STAGE, config, ws, parents={"multiverse-futures": futures}, force=force,
                             reporter=reporter)
+    if not config.worldmodels:  # the most recent World Models on the same dataset join the report (and its id)
+        from strates.report.sources import latest_worldmodels
+
+        lineage = template.resolve_parents(STAGE, ws, {"multiverse": multiverse})
+        wm, dream = latest_worldmodels(ws, lineage["dataset"].id)
+        config = dataclasses.replace(config, worldmodels=wm, dream=dream)
     return template.run(STAGE, config, ws, parents={"multiverse": multiverse}, force=force, reporter=reporter)

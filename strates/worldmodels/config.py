@@ -135,12 +135,15 @@ class ControllerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RegimesConfig:
-    """Gaussian mixtures over the training period's latents, k = 1..`k_max` chosen by BIC."""
+    """Gaussian mixtures over the training period's latents, k = 1..`k_max` chosen by BIC,
+    fitted on at most `max_fit` latents drawn with the seed."""
 
     k_max: int = 6
+    max_fit: int = 20_000
 
     def __post_init__(self):
         _check(self.k_max >= 1, "regimes.k_max", f"regimes.k_max must be >= 1, got {self.k_max}")
+        _check(self.max_fit >= 100, "regimes.max_fit", f"regimes.max_fit must be >= 100, got {self.max_fit}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +190,8 @@ PRESETS: dict[str, dict] = {
     "debug": {
         "features.window": 4, "vae.latent": 4, "vae.width": 16, "mdn.hidden": 16, "mdn.mixtures": 3,
         "mdn.seq_len": 16, "controller.population": 8, "controller.generations": 4, "controller.dreams": 16,
-        "controller.horizon": 8, "controller.select_every": 2, "regimes.k_max": 3, "backtest.max_bars": 200,
+        "controller.horizon": 8, "controller.select_every": 2, "regimes.k_max": 3, "regimes.max_fit": 2000,
+        "backtest.max_bars": 200,
         "vae.train.steps": 30, "vae.train.batch_size": 64, "vae.train.warmup_steps": 3,
         "vae.train.checkpoint_every": 30, "vae.train.log_every": 10,
         "mdn.train.steps": 30, "mdn.train.batch_size": 16, "mdn.train.warmup_steps": 3,

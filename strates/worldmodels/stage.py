@@ -214,7 +214,7 @@ def build(job: template.Job[Config]) -> template.Output:
     # 6. regimes over the training period's latents
     with rep.task("regimes: Gaussian mixtures over the latents, k by BIC"):
         reg = regimes.fit(np.concatenate([x[t] for x, t in zip(mu, train_masks, strict=True)]),
-                          k_max=config.regimes.k_max, seed=config.seed)
+                          k_max=config.regimes.k_max, seed=config.seed, max_fit=config.regimes.max_fit)
         labels = [reg.predict(x) for x in mu]
         matrix = regimes.transitions(labels, reg.k)
         stats = regimes.profile(labels, [a.r for a in assets], reg.k, periods_per_year=ppy)
