@@ -34,10 +34,11 @@ SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
     ("cfm", sections.cfm),
     ("agent", trading.agent),
     ("multiverse", trading.multiverse),
-    ("worldmodels", worldmodels.section),
 )
+# shown after the pipeline's sections when the report has a World Models artifact (`Config.worldmodels`)
+WORLDMODELS_SECTION: tuple[str, Callable[[Sources], Section]] = ("worldmodels", worldmodels.section)
 FUTURES_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
-    *((sid, make) for sid, make in SECTIONS if sid not in ("agent", "multiverse", "worldmodels")),
+    *((sid, make) for sid, make in SECTIONS if sid not in ("agent", "multiverse")),
     ("multiverse", trading.futures_only),
 )
 BENCH_SECTIONS: tuple[tuple[str, Callable[[Sources], Section]], ...] = (
@@ -57,6 +58,8 @@ def compose(src: Sources, *, report_id: str, report_config: dict, reporter: Repo
     out = []
     chosen = (BENCH_SECTIONS if src.bench is not None else SIGNAL_SECTIONS if src.signal is not None
               else FUTURES_SECTIONS if src.futures is not None else SECTIONS)
+    if chosen is SECTIONS and src.worldmodels is not None:
+        chosen = (*SECTIONS, WORLDMODELS_SECTION)
     for sid, make in chosen:
         with rep.task(f"section {sid}"):
             out.append(make(src))

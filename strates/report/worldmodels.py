@@ -104,10 +104,7 @@ def section(src: Sources) -> Section:
     from strates.worldmodels.dream import tables as dream_tables
 
     wm = src.worldmodels
-    if wm is None:
-        return Section("worldmodels", TITLE, (Text(
-            "No World Models artifact on this dataset: not recorded (produced by `chaos train-worldmodels`; "
-            "`chaos report` then shows it here).", muted=True),))
+    assert wm is not None, "the section is composed only for a report with a World Models artifact"
     s = wm.summary
     blocks: list[Block] = [facts([
         ("artifact", wm.ref),
@@ -130,7 +127,8 @@ def section(src: Sources) -> Section:
                              "Gaussian mixture over V's latents fitted on the training period (k by BIC)."))
     blocks.append(Heading("market hallucination"))
     if src.dream is None:
-        blocks.append(Text("No dream of this world model: not recorded (produced by `chaos dream`).", muted=True))
+        blocks.append(Text("No dream of this world model yet: `chaos dream` makes one, and the next `chaos report` "
+                           "shows its stylised facts here.", muted=True))
     else:
         blocks += dream_tables(src.dream)
     return Section("worldmodels", TITLE, tuple(blocks))

@@ -103,7 +103,7 @@ class ControllerConfig:
     period's Sharpe at `cost_bps`)."""
 
     population: int = 64
-    sigma0: float = 0.5
+    sigma0: float = 0.1
     generations: int = 40
     dreams: int = 256
     horizon: int = 32
@@ -139,7 +139,7 @@ class RegimesConfig:
     fitted on at most `max_fit` latents drawn with the seed."""
 
     k_max: int = 6
-    max_fit: int = 20_000
+    max_fit: int = 8_000
 
     def __post_init__(self):
         _check(self.k_max >= 1, "regimes.k_max", f"regimes.k_max must be >= 1, got {self.k_max}")

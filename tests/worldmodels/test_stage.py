@@ -109,12 +109,17 @@ def test_dream_is_reused_for_the_same_inputs_and_differs_by_seed(built):
     assert other.id != d.id and not np.array_equal(a, b)
 
 
-def test_transfer_compares_against_scratch(built):
+def test_transfer_compares_against_scratch_and_finetunes_on_real_bars(built):
     ws, _, m, _ = built
     quick = ["vae.train.steps=10", "mdn.train.steps=10", "controller.generations=1", "controller.select_every=1",
-             "regimes.k_max=1"]
+             "regimes.k_max=1", "controller.finetune_generations=2"]
     res = train_worldmodels(STAGE.configure(["debug"], quick), ws, init_from=m.id)
-    t = wm_artifact.read(res.manifest).summary.transfer
+    summary = wm_artifact.read(res.manifest).summary
+    phases = [x.phase for x in summary.selection]
+    assert phases == ["dream", "finetune", "finetune"]  # the fine-tuned means were tested on validation too
+    tuned = max(x.validation_sharpe for x in summary.selection[1:])
+    assert summary.selected_phase == ("finetune" if tuned > summary.selection[0].validation_sharpe else "dream")
+    t = summary.transfer
     assert t is not None and t.source == m.ref
     assert math.isfinite(t.transferred.vae_loss) and math.isfinite(t.scratch.vae_loss)
     assert res.manifest.config["init_from"] == m.id
@@ -144,5 +149,12 @@ def test_league_table_sets_the_families_side_by_side(built):
     assert all(row[-1] != "–" for row in wm_rows)  # a paired interval against the agent on the same bars
     sec = section(src)
     assert any(getattr(b, "name", "") == "worldmodels-regimes" for b in sec.blocks)
+    # a pipeline report gains the section only when it has a World Models artifact
+    from strates.report.stage import SECTION_IDS, compose
+
+    with_wm = compose(src, report_id="x", report_config={})
+    assert [s.id for s in with_wm.sections][-2:] == ["worldmodels", "provenance"]
+    without = compose(Sources(ws, ReportConfig()), report_id="x", report_config={})
+    assert [s.id for s in without.sections] == list(SECTION_IDS)
     assert wm_id in {m.id, *(a.id for a in artifacts.list_artifacts(ws) if a.stage == "worldmodels")}
     assert isinstance(wm_artifact.read(m).backtest("test").span, Period)
