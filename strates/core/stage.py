@@ -93,8 +93,10 @@ class Stage[C]:
     lineage), its `Config` class with `presets` and the `default_preset`, and `build`.
 
     `identity(config)` is what enters the id (default: the whole config); `prepare(config,
-    parents)` completes the config from the parents before the id is computed; `resume`
-    keeps an interrupted attempt's files for the next run."""
+    parents)` completes the config from the parents before the id is computed, and
+    `discover(config, parents, ws)` from other artifacts in the workspace (the report's World
+    Models: not upstream of it, yet part of its id); `resume` keeps an interrupted attempt's
+    files for the next run."""
 
     kind: str
     command: str
@@ -106,6 +108,7 @@ class Stage[C]:
     prepare: Callable[[C, Mapping[str, artifacts.Manifest]], C] | None = None
     identity: Callable[[C], Mapping[str, Any]] = to_dict
     resume: bool = False
+    discover: Callable[[C, Mapping[str, artifacts.Manifest], Workspace], C] | None = None
 
     def configure(self, presets: list[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> C:
         """The config from named presets (the default one when none is named) and `--set` overrides."""
@@ -175,6 +178,8 @@ def run[C](stage: Stage[C], config: C, ws: Workspace, *, parents: Mapping[str, s
     lineage_ = resolve_parents(stage, ws, parents)
     if stage.prepare is not None:
         config = stage.prepare(config, lineage_)
+    if stage.discover is not None:
+        config = stage.discover(config, lineage_, ws)
     ids = {kind: m.id for kind, m in lineage_.items()}
     resolved = dict(stage.identity(config))
     aid, existing = artifacts.lookup(ws, stage.kind, resolved, ids, force=force)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import strates
 from strates.core import artifacts
@@ -96,16 +96,27 @@ def build(job: template.Job[Config]) -> template.Output:
     return template.Output(to_dict(metrics), to_dict(summary))  # the template sets metrics.seconds
 
 
+def _discover(config: Config, parents: Mapping[str, artifacts.Manifest], ws: Workspace) -> Config:
+    """The most recent World Models artifact on the report's dataset (and its most recent
+    dream) join a pipeline report, and its id, unless the config names them."""
+    if config.worldmodels or "dataset" not in parents:
+        return config
+    from strates.report.sources import latest_worldmodels
+
+    wm, dream = latest_worldmodels(ws, parents["dataset"].id)
+    return dataclasses.replace(config, worldmodels=wm, dream=dream)
+
+
 STAGE: template.Stage[Config] = template.Stage(
     kind=KIND, command=COMMAND, config=Config, build=build,
     parents=("multiverse", "agent", "cfm", "jepa", "tokens", "tokenizer", "dataset"),
-    presets=PRESETS, default_preset=DEFAULT_PRESET,
+    presets=PRESETS, default_preset=DEFAULT_PRESET, discover=_discover,
 )
 # the same report of a futures-only multiverse (no agent: e.g. a generic series), and of a benchmark
 FUTURES_STAGE: template.Stage[Config] = dataclasses.replace(
-    STAGE, parents=("multiverse-futures", "cfm", "jepa", "tokens", "tokenizer", "dataset"))
-BENCH_STAGE: template.Stage[Config] = dataclasses.replace(STAGE, parents=("bench",))
-SIGNAL_STAGE: template.Stage[Config] = dataclasses.replace(STAGE, parents=("bench-signal",))
+    STAGE, parents=("multiverse-futures", "cfm", "jepa", "tokens", "tokenizer", "dataset"), discover=None)
+BENCH_STAGE: template.Stage[Config] = dataclasses.replace(STAGE, parents=("bench",), discover=None)
+SIGNAL_STAGE: template.Stage[Config] = dataclasses.replace(STAGE, parents=("bench-signal",), discover=None)
 BENCH_KINDS = ("bench", "bench-signal")  # what `--bench` may name: chaos bench lyapunov, chaos bench signal
 
 
@@ -150,10 +161,4 @@ def run(config: Config, ws: Workspace, *, multiverse: str | artifacts.Manifest =
     if futures is not None:
         return template.run(FUTURES_STAGE, config, ws, parents={"multiverse-futures": futures}, force=force,
                             reporter=reporter)
-    if not config.worldmodels:  # the most recent World Models on the same dataset join the report (and its id)
-        from strates.report.sources import latest_worldmodels
-
-        lineage = template.resolve_parents(STAGE, ws, {"multiverse": multiverse})
-        wm, dream = latest_worldmodels(ws, lineage["dataset"].id)
-        config = dataclasses.replace(config, worldmodels=wm, dream=dream)
     return template.run(STAGE, config, ws, parents={"multiverse": multiverse}, force=force, reporter=reporter)

@@ -136,9 +136,16 @@ def test_league_table_sets_the_families_side_by_side(built):
     from strates.report.sources import Sources, latest_worldmodels
     from strates.report.worldmodels import league, section
 
+    from strates.report.stage import STAGE as REPORT
+
     ws, parents, m, d = built
     wm_id, dream_id = latest_worldmodels(ws, parents["dataset"].id)
     assert dream_id in (d.id, "none")
+    # `chaos report` (and `chaos run`) name the most recent World Models in the report's config, hence its id
+    assert REPORT.discover is not None
+    found = REPORT.discover(ReportConfig(), {"dataset": parents["dataset"]}, ws)
+    assert (found.worldmodels, found.dream) == (wm_id, dream_id)
+    assert REPORT.discover(ReportConfig(worldmodels="none"), {"dataset": parents["dataset"]}, ws).worldmodels == "none"
     src = Sources(ws, ReportConfig(), agent=agent_artifact.read(parents["agent"]),
                   worldmodels=wm_artifact.load(ws, m.id), dream=dream_stage.read(d))
     lt = league(src)
