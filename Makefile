@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cfm.py
 	$(PY) benchmarks/planner.py
 	$(PY) benchmarks/multiverse.py
+	$(PY) benchmarks/cmaes.py
 
 completions: $(STAMP)
 	for sh in bash zsh fish; do $(CHAOS) completion $$sh > completions/chaos.$$sh; done

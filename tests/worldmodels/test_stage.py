@@ -134,9 +134,8 @@ def test_league_table_sets_the_families_side_by_side(built):
     from strates.agent import artifact as agent_artifact
     from strates.report.config import Config as ReportConfig
     from strates.report.sources import Sources, latest_worldmodels
-    from strates.report.worldmodels import league, section
-
     from strates.report.stage import STAGE as REPORT
+    from strates.report.worldmodels import league, section
 
     ws, parents, m, d = built
     wm_id, dream_id = latest_worldmodels(ws, parents["dataset"].id)
