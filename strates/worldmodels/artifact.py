@@ -116,8 +116,8 @@ class Summary:
 
 @dataclasses.dataclass(frozen=True)
 class Metrics:
-    """Every evaluation period's backtest (the test period first), the best dream fitness
-    the search reached, and the seconds the stage took."""
+    """Every evaluation period's backtest (the test period first), the chosen controller's
+    dream fitness on fresh dreams (not those it was searched on), and the seconds."""
 
     backtest: tuple[Backtest, ...]
     dream_fitness: float = float("nan")

@@ -11,8 +11,8 @@ project's one accounting from returns the model drew (`strates.core.accounting`)
 
 Actions: positions a ∈ [−1, 1]. Small trader: the market does not react to them, so the
 training sequences carry actions drawn uniformly at random and M learns that they carry no
-information about the next bar; in a dream, the controller's actions go in as Ha &
-Schmidhuber's do.
+information about the next bar; dreams and walks then feed the flat action (why:
+`strates.worldmodels.controller`).
 
 Temperature τ at sampling (Ha & Schmidhuber: τ > 1 makes dreams harder): the mixture
 logits are divided by τ and each σ is multiplied by √τ.

@@ -41,8 +41,14 @@ def run(fitness: FitnessFn, x0: jax.Array, *, population: int, sigma0: float, ge
         key: jax.Array) -> SearchResult:
     """Maximise `fitness` from the mean `x0 [D]` with step size `sigma0`, `population`
     candidates per generation, for `generations`. Consumes `key` (split once into the
-    strategy's and the fitness's streams; generation g folds in g)."""
+    initialisation's, the strategy's and the fitness's streams; generation g folds in g).
+    A non-finite fitness counts as the worst; `fitness_mean` averages the finite ones.
+
+    BLAS runs single-threaded inside: CMA-ES decomposes its D x D covariance every
+    generation, and on a CPU JAX sends that to scipy's OpenBLAS, whose thread pool costs far
+    more than the small decomposition (up to 50x slower on a busy 2-core machine)."""
     from evosax.algorithms import CMA_ES
+    from threadpoolctl import threadpool_limits
 
     es = CMA_ES(population_size=population, solution=x0)
     params = es.default_params.replace(std_init=jnp.asarray(sigma0, jnp.float32))
@@ -56,11 +62,15 @@ def run(fitness: FitnessFn, x0: jax.Array, *, population: int, sigma0: float, ge
             k_ask, k_tell = jax.random.split(jax.random.fold_in(k_es, g))
             pop, state = es.ask(k_ask, state, params)
             f = fitness(pop, jax.random.fold_in(k_fit, g))
-            f = jnp.where(jnp.isfinite(f), f, -jnp.inf)
+            ok = jnp.isfinite(f)
+            f = jnp.where(ok, f, -jnp.inf)
             state, _ = es.tell(k_tell, pop, -f, state, params)
-            return state, (state.mean, f.mean(), f.max(), state.std)
+            mean = jnp.where(ok, f, 0.0).sum() / jnp.maximum(ok.sum(), 1)
+            return state, (state.mean, mean, f.max(), state.std)
 
         state, (means, f_mean, f_max, std) = jax.lax.scan(generation, state, jnp.arange(generations))
         return SearchResult(means, state.best_solution, -state.best_fitness, f_mean, f_max, std)
 
-    return search(jnp.asarray(x0, jnp.float32))
+    jnp.linalg.eigh(jnp.eye(2)).eigenvalues.block_until_ready()  # loads the BLAS the limit below must see
+    with threadpool_limits(1, user_api="blas"):
+        return jax.block_until_ready(search(jnp.asarray(x0, jnp.float32)))

@@ -91,15 +91,15 @@ def _padded(arrays: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _walk_returns(m_params, theta, z_pad, masks, assets, *, cost: float) -> np.ndarray:
-    """The equal-weight portfolio's simple returns `[T]` of walking C over the bars in `masks`
-    (a bar counts when it and the next are inside), after `cost` per side."""
+def _walk_returns(theta, z_pad, h_pad, masks, assets, *, cost: float) -> np.ndarray:
+    """The equal-weight portfolio's simple returns `[T]` of C over the bars in `masks` (a
+    bar counts when it and the next are inside), after `cost` per side; `z_pad, h_pad [A, T,
+    ...]` V's means and M's states of every bar (`controller.hidden_states`)."""
     import jax.numpy as jnp
 
-    from strates.worldmodels.controller import walk
+    from strates.worldmodels.controller import positions
 
-    trade = _padded(list(masks))
-    pos = np.asarray(walk(m_params, jnp.asarray(theta), jnp.asarray(z_pad), jnp.asarray(trade)))
+    pos = np.asarray(positions(jnp.asarray(theta), z_pad, h_pad, jnp.asarray(_padded(list(masks)))))
     _, pos_c, valid, r_next = _on_clock(assets, masks, pos)
     simple = np.asarray(accounting.simple(np.where(valid, r_next, 0.0)))
     pnl, _ = accounting.rollout(np.where(valid, pos_c, 0.0), simple, cost=cost)
@@ -190,10 +190,11 @@ def build(job: template.Job[Config]) -> template.Output:
     d = controller.size(config.vae.latent, config.mdn.hidden)
     ppy = dataset.summary.periods_per_year
 
+    z_j, h_j = jnp.asarray(z_pad), jnp.asarray(h_all)
+
     def validation_sharpe(theta) -> float:
-        # walk from the first bar (M's state built with a = 0), trade in the validation period only
-        pnl = _walk_returns(m.params, theta, z_pad, val_masks, assets, cost=cost)
-        return accounting.sharpe(pnl, periods_per_year=ppy)
+        # M's states are those of the real bars from the first one; C trades the validation period only
+        return accounting.sharpe(_walk_returns(theta, z_j, h_j, val_masks, assets, cost=cost), periods_per_year=ppy)
 
     with rep.task(f"CMA-ES over {d} controller parameters: {cc.population} x {cc.generations} generations of "
                   f"{cc.dreams} dreams x {cc.horizon} bars"):
@@ -207,7 +208,7 @@ def build(job: template.Job[Config]) -> template.Output:
     best = max(range(len(checked)), key=lambda i: selection[i].validation_sharpe)
     theta, chosen = means[checked[best]], selection[best]
     if cc.finetune_generations:
-        theta, chosen, extra = _finetune(config, m.params, theta, chosen, z_pad, train_masks, assets, cost, ppy,
+        theta, chosen, extra = _finetune(config, theta, chosen, z_j, h_j, train_masks, assets, cost, ppy,
                                          jax.random.fold_in(k_search, 1), validation_sharpe, rep)
         selection += extra
 
@@ -231,8 +232,7 @@ def build(job: template.Job[Config]) -> template.Output:
         if not any(x.sum() > 1 for x in masks):
             skipped.append(Skipped(period.name, "no bars inside the period"))
             continue
-        pos = np.asarray(controller.walk(m.params, jnp.asarray(theta), jnp.asarray(z_pad),
-                                         jnp.asarray(_padded(masks))))
+        pos = np.asarray(controller.positions(jnp.asarray(theta), z_j, h_j, jnp.asarray(_padded(masks))))
         ts, pos_c, valid, r_next = _on_clock(assets, masks, pos)
         if config.backtest.max_bars and len(ts) > config.backtest.max_bars:
             cut = config.backtest.max_bars
@@ -278,12 +278,15 @@ def build(job: template.Job[Config]) -> template.Output:
             stats=tuple(stats)),
         n_trials=n_trials, trials=tried.trials(), small_trader=SMALL_TRADER, accounting=ACCOUNTING,
         skipped=tuple(skipped), history_vae=tuple(v.history), history_mdn=tuple(m.history), transfer=transfer)
-    metrics = Metrics(backtest=tuple(done), dream_fitness=float(result.best_fitness))
+    # the chosen controller's dream fitness on fresh dreams (the search's best is biased up: each
+    # generation's best was picked on that generation's own noise)
+    fresh = float(jax.jit(fit)(jnp.asarray(theta)[None], jax.random.fold_in(k_search, 2))[0])
+    metrics = Metrics(backtest=tuple(done), dream_fitness=fresh)
     return template.Output(to_dict(metrics), to_dict(summary), fitted={"train": fold.train.to_dict()},
                            selected={"validation": fold.validation.to_dict()})
 
 
-def _finetune(config, m_params, theta0, chosen0, z_pad, train_masks, assets, cost, ppy, key, validation_sharpe, rep):
+def _finetune(config, theta0, chosen0, z, h, train_masks, assets, cost, ppy, key, validation_sharpe, rep):
     """CMA-ES from θ0 (chosen in the dream: `chosen0`) on the real training period's
     portfolio Sharpe at `cost`; the best of the fine-tuned means and θ0 on validation is
     kept. Returns (θ, its Selection, the fine-tune's Selection rows)."""
@@ -291,11 +294,10 @@ def _finetune(config, m_params, theta0, chosen0, z_pad, train_masks, assets, cos
     import jax.numpy as jnp
 
     from strates.worldmodels import search
-    from strates.worldmodels.controller import walk
+    from strates.worldmodels.controller import positions
 
     cc = config.controller
     trade = jnp.asarray(_padded(train_masks))
-    z = jnp.asarray(z_pad)
     r_next = np.zeros(trade.shape)
     for i, a in enumerate(assets):
         r_next[i, :len(a.r) - 1] = a.r[1:]
@@ -304,7 +306,7 @@ def _finetune(config, m_params, theta0, chosen0, z_pad, train_masks, assets, cos
 
     def fitness(population, _key):
         def one(theta):
-            pos = jnp.where(valid_j, walk(m_params, theta, z, trade), 0.0)  # [A, T]
+            pos = jnp.where(valid_j, positions(theta, z, h, trade), 0.0)  # [A, T]
             prev = jnp.concatenate([jnp.zeros_like(pos[:, :1]), pos[:, :-1]], axis=1)
             pnl = accounting.asset_pnl(pos, simple, prev, cost=cost)
             count = valid_j.sum(0)
