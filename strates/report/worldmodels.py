@@ -40,7 +40,7 @@ def _returns(src: Sources, kind: str, strategy: str, period: str) -> dict[float,
 
 def league(src: Sources, *, period: str = "test") -> Table | None:
     """One row per family and cost level on `period`."""
-    from strates.agent.bootstrap import paired_difference
+    from strates.agent.bootstrap import paired_difference, sharpe_interval
 
     wm = src.worldmodels
     if wm is None:
@@ -60,8 +60,8 @@ def league(src: Sources, *, period: str = "test") -> Table | None:
             ts, x = pnl.get(r.cost_bps, (None, None))
             interval = vs = "–"
             if x is not None and len(x) > 2:
-                d = paired_difference(x, np.zeros_like(x), periods_per_year=ppy, seed=0)
-                interval = f"[{d.sharpe_lo:+.2f}, {d.sharpe_hi:+.2f}]"
+                iv = sharpe_interval(x, periods_per_year=ppy, seed=0)
+                interval = f"[{iv.lo:+.2f}, {iv.hi:+.2f}]"
                 other = agent_pnl.get(r.cost_bps)
                 if kind != "agent" and other is not None:
                     common, ia, ib = np.intersect1d(ts, other[0], return_indices=True)

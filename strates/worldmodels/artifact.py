@@ -15,6 +15,7 @@ import io
 from typing import Any
 
 from strates.agent.artifact import Backtest, Skipped, Trials, performance_table, span_text
+from strates.agent.bootstrap import Interval
 from strates.core import artifacts
 from strates.core.table import Table, table
 from strates.core.typed import Typed
@@ -115,11 +116,23 @@ class Summary:
 
 
 @dataclasses.dataclass(frozen=True)
+class SharpeInterval:
+    """The controller's Sharpe on one evaluation period at one cost, with its stationary
+    block-bootstrap interval (`strates.agent.bootstrap.sharpe_interval`)."""
+
+    period: str
+    cost_bps: float
+    interval: Interval
+
+
+@dataclasses.dataclass(frozen=True)
 class Metrics:
-    """Every evaluation period's backtest (the test period first), the chosen controller's
-    dream fitness on fresh dreams (not those it was searched on), and the seconds."""
+    """Every evaluation period's backtest (the test period first), the controller's Sharpe
+    intervals, its dream fitness on fresh dreams (not those it was searched on), and the
+    seconds."""
 
     backtest: tuple[Backtest, ...]
+    intervals: tuple[SharpeInterval, ...] = ()
     dream_fitness: float = float("nan")
     seconds: float = 0.0
 
@@ -199,6 +212,15 @@ def backtest_table(wm: WorldModels, b: Backtest) -> Table:
               f"{s.n_trials} trial(s) for the DSR, {s.periods_per_year:,.0f} periods/year measured)")
 
 
+def interval_table(wm: WorldModels) -> Table:
+    rows = [(x.period, f"{x.cost_bps:g}", f"{x.interval.sharpe:+.2f}", f"[{x.interval.lo:+.2f}, {x.interval.hi:+.2f}]")
+            for x in wm.metrics.intervals]
+    level = wm.metrics.intervals[0].interval.level if wm.metrics.intervals else 0.95
+    return table(("period", "cost (bps)", "Sharpe", f"{level:.0%} interval"), rows,
+                 "Stationary block bootstrap of the controller's per-bar portfolio returns (Politis & Romano; "
+                 "mean block length by Politis & White).", title="World Models: Sharpe intervals")
+
+
 def model_table(wm: WorldModels) -> Table:
     """V, M and C: sizes, held-out losses, the selected generation."""
     s, h = wm.summary, wm.summary.heldout
@@ -242,6 +264,8 @@ def tables(wm: WorldModels | artifacts.Manifest) -> list[Table]:
 
     w = _typed(wm)
     out = [model_table(w), selection_table(w), *(backtest_table(w, b) for b in w.metrics.backtest)]
+    if w.metrics.intervals:
+        out.append(interval_table(w))
     r = w.summary.regimes
     out += regime_table(r, r.stats, np.asarray(r.transitions))
     t = transfer_table(w)

@@ -37,7 +37,15 @@ from strates.core.progress import training_log
 from strates.core.workspace import Workspace
 from strates.data import artifact as data_artifact
 from strates.worldmodels import artifact
-from strates.worldmodels.artifact import Heldout, Metrics, RegimesSummary, Selection, Summary, Transfer
+from strates.worldmodels.artifact import (
+    Heldout,
+    Metrics,
+    RegimesSummary,
+    Selection,
+    SharpeInterval,
+    Summary,
+    Transfer,
+)
 from strates.worldmodels.config import DEFAULT_PRESET, PRESETS, Config
 
 
@@ -130,6 +138,7 @@ def build(job: template.Job[Config]) -> template.Output:
     import polars as pl
 
     from strates.agent import backtest
+    from strates.agent.bootstrap import sharpe_interval
     from strates.agent.trials import census
     from strates.data.ingest import load_bars
     from strates.worldmodels import controller, features, mdn, regimes, search, vae
@@ -226,7 +235,7 @@ def build(job: template.Job[Config]) -> template.Output:
     # 7. backtests
     tried = census(ws, dataset.id, candidate=job.id, chain={kind: mm.id for kind, mm in job.parents.items()})
     n_trials = max(config.backtest.trials, tried.n_trials)
-    done, pos_frames, eq_frames = [], [], []
+    done, pos_frames, eq_frames, intervals = [], [], [], []
     for i, period in enumerate(periods):
         masks = [a.mask(period.span.start, period.span.end) for a in assets]
         if not any(x.sum() > 1 for x in masks):
@@ -248,6 +257,8 @@ def build(job: template.Job[Config]) -> template.Output:
                              rows=rows, absent=tuple(a.asset for a, p in zip(assets, present, strict=True) if not p)))
         pos_frames.append(_positions(period.name, ts, assets, strategies, r_next, valid))
         eq_frames.append(backtest.equity_frame(period.name, ts, pnls))
+        intervals += [SharpeInterval(period.name, c, sharpe_interval(x, periods_per_year=ppy, seed=config.seed))
+                      for c, x in pnls[artifact.STRATEGY].items()]
 
     import io
     import json
@@ -281,7 +292,7 @@ def build(job: template.Job[Config]) -> template.Output:
     # the chosen controller's dream fitness on fresh dreams (the search's best is biased up: each
     # generation's best was picked on that generation's own noise)
     fresh = float(jax.jit(fit)(jnp.asarray(theta)[None], jax.random.fold_in(k_search, 2))[0])
-    metrics = Metrics(backtest=tuple(done), dream_fitness=fresh)
+    metrics = Metrics(backtest=tuple(done), intervals=tuple(intervals), dream_fitness=fresh)
     return template.Output(to_dict(metrics), to_dict(summary), fitted={"train": fold.train.to_dict()},
                            selected={"validation": fold.validation.to_dict()})
 

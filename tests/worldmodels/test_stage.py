@@ -45,6 +45,12 @@ def test_fitted_on_train_selected_on_validation_evaluated_after(built):
     assert strategies == set(wm_artifact.STRATEGIES)
     assert {r.cost_bps for r in test.rows} == set(wm.config.backtest.cost_levels)
     assert all(math.isfinite(r.sharpe) and 0.0 <= r.dsr <= 1.0 for r in test.rows)
+    # every cost level's Sharpe of the controller carries its bootstrap interval
+    costs = wm.config.backtest.cost_levels
+    assert {(x.period, x.cost_bps) for x in wm.metrics.intervals} == {("test", c) for c in costs}
+    for x in wm.metrics.intervals:
+        assert x.interval.sharpe == pytest.approx(test.row(wm_artifact.STRATEGY, x.cost_bps).sharpe, abs=1e-9)
+        assert x.interval.lo <= x.interval.sharpe <= x.interval.hi
     # the agent of the copied workspace is counted as a trial: the DSR deflates for it
     assert wm.summary.n_trials >= 2 and "agent" in wm.summary.trials.counted
 
