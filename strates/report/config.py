@@ -19,7 +19,10 @@ class Config:
     """`dpi`: resolution of every PNG; `max_points`: points per line in time-series figures
     (longer series are thinned evenly); `fan_assets` x `fan_times`: the grid of fan charts
     (assets, decision times per asset); `heatmap_times`: columns of the asset x time heatmaps
-    (longer periods are averaged into that many bins)."""
+    (longer periods are averaged into that many bins). `worldmodels`, `dream`: the ids of the
+    World Models artifact and its dream the report shows ("": the most recent ones built on
+    the report's dataset, filled in before the report's id is computed and left "" when
+    there are none, so a report without them keeps its id; "none": show none)."""
 
     dpi: int = 110
     max_points: int = 1500

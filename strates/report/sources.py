@@ -105,11 +105,11 @@ def gather(ws: Workspace, config: Config, parents: Mapping[str, artifacts.Manife
 
 def latest_worldmodels(ws: Workspace, dataset_id: str) -> tuple[str, str]:
     """The ids of the most recent `worldmodels` artifact built on `dataset_id` and of its most
-    recent `dream` ("none" where there is none)."""
+    recent `dream` ("" where there is none)."""
     every = artifacts.list_artifacts(ws)
     found = [m for m in every if m.stage == "worldmodels" and m.parents.get("dataset") == dataset_id]
     if not found:
-        return "none", "none"
+        return "", ""
     wm = max(found, key=lambda m: m.created)
     dreams = [m for m in every if m.stage == "dream" and m.parents.get("worldmodels") == wm.id]
-    return wm.id, (max(dreams, key=lambda m: m.created).id if dreams else "none")
+    return wm.id, (max(dreams, key=lambda m: m.created).id if dreams else "")

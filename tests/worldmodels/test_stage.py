@@ -136,7 +136,7 @@ def test_transfer_compares_against_scratch_and_finetunes_on_real_bars(built):
                    for a in artifacts.list_artifacts(ws))
 
 
-def test_league_table_sets_the_families_side_by_side(built):
+def test_league_table_sets_the_families_side_by_side(built, debug_pipeline):
     from strates.agent import artifact as agent_artifact
     from strates.report.config import Config as ReportConfig
     from strates.report.sources import Sources, latest_worldmodels
@@ -145,12 +145,15 @@ def test_league_table_sets_the_families_side_by_side(built):
 
     ws, parents, m, d = built
     wm_id, dream_id = latest_worldmodels(ws, parents["dataset"].id)
-    assert dream_id in (d.id, "none")
+    latest = max((a for a in artifacts.list_artifacts(ws) if a.stage == "worldmodels"), key=lambda a: a.created)
+    assert wm_id == latest.id and dream_id == (d.id if latest.id == m.id else "")
     # `chaos report` (and `chaos run`) name the most recent World Models in the report's config, hence its id
     assert REPORT.discover is not None
     found = REPORT.discover(ReportConfig(), {"dataset": parents["dataset"]}, ws)
     assert (found.worldmodels, found.dream) == (wm_id, dream_id)
     assert REPORT.discover(ReportConfig(worldmodels="none"), {"dataset": parents["dataset"]}, ws).worldmodels == "none"
+    # without World Models on the dataset the config, hence the report's id, is unchanged
+    assert REPORT.discover(ReportConfig(), {"dataset": parents["dataset"]}, debug_pipeline[0]) == ReportConfig()
     src = Sources(ws, ReportConfig(), agent=agent_artifact.read(parents["agent"]),
                   worldmodels=wm_artifact.load(ws, m.id), dream=dream_stage.read(d))
     lt = league(src)
@@ -168,5 +171,4 @@ def test_league_table_sets_the_families_side_by_side(built):
     assert [s.id for s in with_wm.sections][-2:] == ["worldmodels", "provenance"]
     without = compose(Sources(ws, ReportConfig()), report_id="x", report_config={})
     assert [s.id for s in without.sections] == list(SECTION_IDS)
-    assert wm_id in {m.id, *(a.id for a in artifacts.list_artifacts(ws) if a.stage == "worldmodels")}
     assert isinstance(wm_artifact.read(m).backtest("test").span, Period)
