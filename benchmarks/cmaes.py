@@ -35,7 +35,7 @@ from strates.core.perf import best_time, matmul_peak  # noqa: E402
 from strates.worldmodels import controller, mdn, search  # noqa: E402
 from strates.worldmodels.config import PRESETS, Config  # noqa: E402
 
-SIGMA0 = 0.5
+SIGMA0 = Config().controller.sigma0  # the default preset's initial step size
 RET_SCALE = 0.01  # the training period's std of log returns
 COST = 5e-4  # 5 bps per side
 TEMPERATURE = 1.0
