@@ -109,6 +109,16 @@ class Backtest:
         return by_strategy(self.rows).get(name, ())
 
 
+def named(backtests: Iterable[Backtest], name: str, ref: str) -> Backtest:
+    """The backtest of period `name` among an artifact's (`ref`); a clear error lists the others."""
+    backtests = tuple(backtests)
+    for b in backtests:
+        if b.name == name:
+            return b
+    raise ConfigError(f"{ref} has no backtest of period {name!r}",
+                      fix=f"choose one of: {', '.join(b.name for b in backtests) or '(none)'}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Skipped:
     """A fold whose test period was not backtested, and why."""
@@ -176,11 +186,7 @@ class Agent(Typed[Config, Summary, Metrics]):
 
     def backtest(self, name: str = "test") -> Backtest:
         """The backtest of period `name`; a clear error lists the others."""
-        for b in self.metrics.backtest:
-            if b.name == name:
-                return b
-        raise ConfigError(f"{self.ref} has no backtest of period {name!r}",
-                          fix=f"choose one of: {', '.join(b.name for b in self.metrics.backtest) or '(none)'}")
+        return named(self.metrics.backtest, name, self.ref)
 
     @property
     def has_walk(self) -> bool:

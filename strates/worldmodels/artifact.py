@@ -14,7 +14,7 @@ import dataclasses
 import io
 from typing import Any
 
-from strates.agent.artifact import Backtest, Skipped, Trials, performance_table, span_text
+from strates.agent.artifact import Backtest, Skipped, Trials, named, performance_table, span_text
 from strates.agent.bootstrap import Interval
 from strates.core import artifacts
 from strates.core.table import Table, table
@@ -145,13 +145,8 @@ class WorldModels(Typed[Config, Summary, Metrics]):
     COMMAND = COMMAND
 
     def backtest(self, name: str = "test") -> Backtest:
-        for b in self.metrics.backtest:
-            if b.name == name:
-                return b
-        from strates.core.errors import ConfigError
-
-        raise ConfigError(f"{self.ref} has no backtest of period {name!r}",
-                          fix=f"choose one of: {', '.join(b.name for b in self.metrics.backtest) or '(none)'}")
+        """The backtest of period `name`; a clear error lists the others."""
+        return named(self.metrics.backtest, name, self.ref)
 
 
 read = WorldModels.read

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from strates.agent.config import BacktestConfig  # one backtest: the same settings as the TD-MPC2 agent's
 from strates.core.config import coerce_choices
 from strates.core.errors import ConfigError
 from strates.core.train import TrainConfig
@@ -144,27 +145,6 @@ class RegimesConfig:
     def __post_init__(self):
         _check(self.k_max >= 1, "regimes.k_max", f"regimes.k_max must be >= 1, got {self.k_max}")
         _check(self.max_fit >= 100, "regimes.max_fit", f"regimes.max_fit must be >= 100, got {self.max_fit}")
-
-
-@dataclasses.dataclass(frozen=True)
-class BacktestConfig:
-    """As the TD-MPC2 agent's (`strates.agent.config.BacktestConfig`): the cost levels the
-    same positions are charged at, the baselines' settings, configurations tried for the
-    deflated Sharpe ratio (at least those in the workspace), a cap on bars per period (0 =
-    all), and the period: "" = the test period of every fold the models were not fitted or
-    selected on, or "START,END" (ISO dates, UTC, end exclusive)."""
-
-    cost_levels: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0)
-    momentum_window: int = 24
-    random_seed: int = 0
-    trials: int = 1
-    max_bars: int = 0
-    period: str = ""
-
-    def __post_init__(self):
-        _check(len(self.cost_levels) >= 1 and all(c >= 0 for c in self.cost_levels), "backtest.cost_levels",
-               f"backtest.cost_levels must be non-negative bps, got {self.cost_levels}")
-        _check(self.trials >= 1, "backtest.trials", f"backtest.trials must be >= 1, got {self.trials}")
 
 
 @dataclasses.dataclass(frozen=True)
