@@ -221,7 +221,7 @@ def build(job: template.Job[Config]) -> template.Output:
         present = valid.any(0)
         done.append(Backtest(period.name, period.span, bars=len(ts), assets=int(present.sum()), seed=seed, rows=rows,
                              absent=tuple(s.asset for s, p in zip(states, present, strict=True) if not p)))
-        pos_frames.append(_positions_frame(period.name, ts, states, strategies, r_next, valid))
+        pos_frames.append(positions_frame(period.name, ts, states, strategies, r_next, valid))
         eq_frames.append(backtest.equity_frame(period.name, ts, pnls))
     import polars as pl
 
@@ -244,7 +244,7 @@ def _spans(ranges: Mapping[str, Mapping[str, dt.datetime]]) -> dict[str, Period]
     return {name: Period(r["start"], r["end"]) for name, r in ranges.items()}
 
 
-def _positions_frame(period, ts, states, strategies, r_next, valid):
+def positions_frame(period, ts, states, strategies, r_next, valid):
     import polars as pl
 
     t_idx, a_idx = np.nonzero(valid)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import numpy as np
 
 from strates.agent.artifact import Backtest, Skipped
-from strates.agent.stage import ACCOUNTING, SMALL_TRADER, evaluation_periods
+from strates.agent.stage import ACCOUNTING, SMALL_TRADER, evaluation_periods, positions_frame
 from strates.core import accounting, artifacts
 from strates.core import stage as template
 from strates.core.config import to_dict
@@ -99,37 +100,15 @@ def _padded(arrays: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _walk_returns(theta, z_pad, h_pad, masks, assets, *, cost: float) -> np.ndarray:
-    """The equal-weight portfolio's simple returns `[T]` of C over the bars in `masks` (a
-    bar counts when it and the next are inside), after `cost` per side; `z_pad, h_pad [A, T,
-    ...]` V's means and M's states of every bar (`controller.hidden_states`)."""
-    import jax.numpy as jnp
+def _clocked(assets, pos: np.ndarray, span, max_bars: int = 0):
+    """Positions `pos [A, T_pad]` (one per bar of each asset) on the common clock of `span`
+    (`strates.agent.backtest.clock`, the agent's): `(ts [T], positions [T, A], valid [T, A],
+    r_next [T, A], r_now [T, A])`."""
+    from strates.agent.backtest import clock
 
-    from strates.worldmodels.controller import positions
-
-    pos = np.asarray(positions(jnp.asarray(theta), z_pad, h_pad, jnp.asarray(_padded(list(masks)))))
-    _, pos_c, valid, r_next = _on_clock(assets, masks, pos)
-    simple = np.asarray(accounting.simple(np.where(valid, r_next, 0.0)))
-    pnl, _ = accounting.rollout(np.where(valid, pos_c, 0.0), simple, cost=cost)
-    return accounting.portfolio_returns(pnl, valid)
-
-
-def _on_clock(assets, masks, pos_pad):
-    """Positions per asset onto the common clock of the bars in `masks` (those whose next
-    bar is inside too): `(ts [T], positions [T, A], valid [T, A], r_next [T, A])`."""
-    states = []
-    for i, (a, m) in enumerate(zip(assets, masks, strict=True)):
-        keep = m & np.concatenate([m[1:], [False]])
-        idx = np.nonzero(keep)[0]
-        states.append((a, idx, pos_pad[i, :len(a.ts)]))
-    ts = np.unique(np.concatenate([a.ts[idx] for a, idx, _ in states]))
-    pos = np.zeros((len(ts), len(assets)))
-    valid = np.zeros((len(ts), len(assets)), bool)
-    r_next = np.zeros((len(ts), len(assets)))
-    for j, (a, idx, p) in enumerate(states):
-        at = np.searchsorted(ts, a.ts[idx])
-        pos[at, j], valid[at, j], r_next[at, j] = p[idx], True, a.r[idx + 1]
-    return ts, pos, valid, r_next
+    states = [SimpleNamespace(ts=a.ts, h=pos[i, :len(a.ts), None], r=a.r) for i, a in enumerate(assets)]
+    ts, p, valid, r_next, r_now = clock(states, span, max_bars)
+    return ts, p[..., 0].astype(np.float64), valid, r_next, r_now
 
 
 def build(job: template.Job[Config]) -> template.Output:
@@ -200,10 +179,16 @@ def build(job: template.Job[Config]) -> template.Output:
     ppy = dataset.summary.periods_per_year
 
     z_j, h_j = jnp.asarray(z_pad), jnp.asarray(h_all)
+    everywhere = jnp.ones(z_pad.shape[:2], bool)
+
+    def walk(theta) -> np.ndarray:
+        """C's position at every bar `[A, T_pad]` (M's states are those of the real bars)."""
+        return np.asarray(controller.positions(jnp.asarray(theta), z_j, h_j, everywhere))
 
     def validation_sharpe(theta) -> float:
-        # M's states are those of the real bars from the first one; C trades the validation period only
-        return accounting.sharpe(_walk_returns(theta, z_j, h_j, val_masks, assets, cost=cost), periods_per_year=ppy)
+        _, pos, valid, r_next, _ = _clocked(assets, walk(theta), fold.validation)
+        pnl = backtest.portfolio_returns(pos, r_next, valid, cost_bps=cc.cost_bps)
+        return accounting.sharpe(pnl, periods_per_year=ppy)
 
     with rep.task(f"CMA-ES over {d} controller parameters: {cc.population} x {cc.generations} generations of "
                   f"{cc.dreams} dreams x {cc.horizon} bars"):
@@ -237,16 +222,10 @@ def build(job: template.Job[Config]) -> template.Output:
     n_trials = max(config.backtest.trials, tried.n_trials)
     done, pos_frames, eq_frames, intervals = [], [], [], []
     for i, period in enumerate(periods):
-        masks = [a.mask(period.span.start, period.span.end) for a in assets]
-        if not any(x.sum() > 1 for x in masks):
+        ts, pos_c, valid, r_next, r_now = _clocked(assets, walk(theta), period.span, config.backtest.max_bars)
+        if not len(ts):
             skipped.append(Skipped(period.name, "no bars inside the period"))
             continue
-        pos = np.asarray(controller.positions(jnp.asarray(theta), z_j, h_j, jnp.asarray(_padded(masks))))
-        ts, pos_c, valid, r_next = _on_clock(assets, masks, pos)
-        if config.backtest.max_bars and len(ts) > config.backtest.max_bars:
-            cut = config.backtest.max_bars
-            ts, pos_c, valid, r_next = ts[:cut], pos_c[:cut], valid[:cut], r_next[:cut]
-        r_now = _r_now(assets, ts, valid)
         strategies = {artifact.STRATEGY: np.where(valid, pos_c, 0.0), **backtest.baseline_positions(
             r_now, valid, window=config.backtest.momentum_window, seed=config.backtest.random_seed + i)}
         rows, pnls = backtest.evaluate(strategies, r_next, valid, cost_levels=config.backtest.cost_levels,
@@ -255,7 +234,7 @@ def build(job: template.Job[Config]) -> template.Output:
         present = valid.any(0)
         done.append(Backtest(period.name, period.span, bars=len(ts), assets=int(present.sum()), seed=config.seed,
                              rows=rows, absent=tuple(a.asset for a, p in zip(assets, present, strict=True) if not p)))
-        pos_frames.append(_positions(period.name, ts, assets, strategies, r_next, valid))
+        pos_frames.append(positions_frame(period.name, ts, assets, strategies, r_next, valid))
         eq_frames.append(backtest.equity_frame(period.name, ts, pnls))
         intervals += [SharpeInterval(period.name, c, sharpe_interval(x, periods_per_year=ppy, seed=config.seed))
                       for c, x in pnls[artifact.STRATEGY].items()]
@@ -347,27 +326,6 @@ def _check_shapes(source: str, fresh_v, fresh_m, models) -> None:
         raise ConfigError(f"--init-from {source} has other V/M sizes (features.window, vae.latent, vae.width, "
                           "mdn.hidden, mdn.mixtures) than this configuration", field="init_from",
                           fix="use the same preset and --set values as the source artifact")
-
-
-def _r_now(assets, ts, valid) -> np.ndarray:
-    out = np.zeros(valid.shape)
-    for j, a in enumerate(assets):
-        at = np.searchsorted(a.ts, ts)
-        ok = valid[:, j]
-        out[ok, j] = a.r[at[ok]]
-    return out
-
-
-def _positions(period, ts, assets, strategies, r_next, valid):
-    import polars as pl
-
-    t_idx, a_idx = np.nonzero(valid)
-    return pl.concat([pl.DataFrame({
-        "period": [period] * len(t_idx), "ts": ts[t_idx], "asset": [assets[a].asset for a in a_idx],
-        "strategy": [name] * len(t_idx), "position": pos[t_idx, a_idx].astype(np.float64),
-        "next_return": r_next[t_idx, a_idx]}, schema_overrides={"period": pl.String, "asset": pl.String,
-                                                               "strategy": pl.String})
-        for name, pos in strategies.items()])
 
 
 STAGE: template.Stage[Config] = template.Stage(
