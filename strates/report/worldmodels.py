@@ -77,11 +77,12 @@ def league(src: Sources, *, period: str = "test") -> Table | None:
 def regimes_figure(frame: Any, k: int, *, dpi: int, max_points: int, assets: int = 3) -> bytes:
     """Close prices of the first `assets` assets, each bar's point coloured by its regime."""
     import polars as pl
+    from matplotlib import colormaps
 
     from strates.report.figures import _date_axis, _figure, _png, naive_utc, thin
 
     names = frame["asset"].unique(maintain_order=True).to_list()[:assets]
-    cmap = __import__("matplotlib").colormaps["tab10"]
+    cmap = colormaps["tab10"]
     with _figure(2.2 * len(names) + 0.4, dpi=dpi) as fig:
         axes = np.atleast_1d(fig.subplots(len(names), 1, sharex=True, squeeze=False)).ravel()
         for ax, name in zip(axes, names, strict=True):

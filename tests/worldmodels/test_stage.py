@@ -4,6 +4,7 @@ left as it was)."""
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 
@@ -62,7 +63,7 @@ def test_controller_is_the_best_search_mean_on_validation(built):
     best = max(sel, key=lambda x: x.validation_sharpe)
     assert (wm.summary.selected_generation, wm.summary.selected_phase) == (best.generation, best.phase)
     models = wm_artifact.load_models(ws, wm)
-    with np.load(__import__("io").BytesIO(ws.read_bytes(f"worldmodels/{wm.id}/controller.npz"))) as z:
+    with np.load(io.BytesIO(ws.read_bytes(f"worldmodels/{wm.id}/controller.npz"))) as z:
         np.testing.assert_array_equal(z["means"][best.generation - 1], models.theta)
     search = pl.read_parquet(ws.path(f"worldmodels/{wm.id}/search.parquet"))
     assert search.height == wm.config.controller.generations
